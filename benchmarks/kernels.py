@@ -1,0 +1,239 @@
+"""Benchmark of the fused corrected cross-entropies against F.cross_entropy and the naive formulas.
+
+Measures forward + backward per call (median over repeated runs, the methods taking turns in one process)
+and the peak memory allocated during one call, in units of one B x C buffer; "extra" excludes the final
+gradient of the logits, which every method allocates:
+
+    fused_forward / fused_backward  ForwardCorrectedLoss / BackwardCorrectedLoss (T derived once)
+    cross_entropy                   F.cross_entropy (no correction)
+    naive_forward                   nll(log(softmax(h) @ T))           (O(B C^2) work)
+    naive_backward                  nll(log_softmax(h) @ T^-T)         (O(B C^2) work)
+    compiled_naive_forward          torch.compile of naive_forward (inductor)
+
+Usage: python benchmarks/kernels.py --device cpu --threads 2 --out reports/bench/cpu.csv
+Ratios printed at the end: fused / cross_entropy (target <= 0.8), naive / fused (target >= 15 at C=1000,
+>= 50 at C=10000), compiled / fused. On CUDA, timing uses CUDA events and memory max_memory_allocated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+import weakref
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+import pyrobust
+
+SIZES = ((4096, 10), (4096, 100), (4096, 1000), (1024, 10000))
+
+
+def random_T(C: int, N: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A dense, well-conditioned row-stochastic T: (1 - N) on the diagonal, N spread at random off it."""
+    off = torch.rand(C, C, generator=generator, dtype=torch.float64)
+    off.fill_diagonal_(0)
+    T = N * off / off.sum(dim=1, keepdim=True)
+    T.diagonal().fill_(1 - N)
+    return T
+
+
+def naive_forward(T: torch.Tensor):
+    def loss(h, y):
+        return F.nll_loss(torch.log(F.softmax(h, dim=1) @ T), y)
+
+    return loss
+
+
+def naive_backward(T_inv: torch.Tensor):
+    T_inv_t = T_inv.t()
+
+    def loss(h, y):
+        return F.nll_loss(F.log_softmax(h, dim=1) @ T_inv_t, y)
+
+    return loss
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(step: Callable[[], None], device: torch.device, inner: int) -> float:
+    """Seconds per call of ``step``, over ``inner`` back-to-back calls."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(inner):
+            step()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1e3 / inner
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        step()
+    return (time.perf_counter() - t0) / inner
+
+
+def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int, min_time: float):
+    """Median seconds per call of each step. The methods take turns within every repeat, so that load
+    from other processes falls on all of them alike."""
+    inner = {}
+    for name, step in steps.items():
+        step()  # warm up (and compile)
+        _sync(device)
+        inner[name] = max(1, int(min_time / max(_timed(step, device, 1), 1e-7)))
+    runs: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            runs[name].append(_timed(step, device, inner[name]))
+    return {name: statistics.median(r) for name, r in runs.items()}
+
+
+class _PeakMemory(TorchDispatchMode):
+    """Bytes of tensor storage allocated by the ops run under it: current and peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.current = self.peak = 0
+        self._live: set[int] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key, nbytes = storage.data_ptr(), storage.nbytes()
+                if nbytes and key not in self._live:
+                    self._live.add(key)
+                    self.current += nbytes
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._free, key, nbytes)
+        return out
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self._live.discard(key)
+        self.current -= nbytes
+
+
+def peak_memory(step: Callable[[], None], device: torch.device) -> float:
+    """Peak bytes allocated during one ``step`` (forward + backward, the final gradient included)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    try:
+        with _PeakMemory() as tracker:
+            step()
+    except Exception:  # e.g. a compiled graph that does not run under a dispatch mode
+        return float("nan")
+    return tracker.peak
+
+
+def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    T = random_T(C, generator=g)
+    fused_backward = pyrobust.BackwardCorrectedLoss(T)
+    T_inv = fused_backward._T_inv  # its float64 inverse: C^3 work done once (C = 10,000: 1e12 flops)
+    logits = torch.randn(B, C, generator=g, dtype=torch.float32).mul_(3).to(device, dtype).requires_grad_()
+    target = torch.randint(0, C, (B,), generator=g).to(device)
+    T_d, T_inv_d = T.to(device, dtype), T_inv.to(device, dtype)
+
+    losses: dict[str, Callable] = {
+        "fused_forward": pyrobust.ForwardCorrectedLoss(T),
+        "fused_backward": fused_backward,
+        "cross_entropy": F.cross_entropy,
+        "naive_forward": naive_forward(T_d),
+        "naive_backward": naive_backward(T_inv_d),
+    }
+    if args.compile:
+        losses["compiled_naive_forward"] = torch.compile(naive_forward(T_d), dynamic=False)
+    del T, T_inv
+
+    def make_step(loss_fn):
+        def step():
+            logits.grad = None
+            loss_fn(logits, target).backward()
+
+        return step
+
+    steps = {name: make_step(fn) for name, fn in losses.items()}
+    seconds = time_side_by_side(steps, device, args.repeats, args.min_time)
+    buffer = B * C * logits.element_size()
+    rows = []
+    for name, step in steps.items():
+        logits.grad = None
+        peak = peak_memory(step, device)
+        logits.grad = None
+        rows.append(
+            dict(
+                device=str(device), dtype=str(dtype).removeprefix("torch."), B=B, C=C, method=name,
+                threads=torch.get_num_threads(), median_ms=round(seconds[name] * 1e3, 4),
+                # the final gradient (one B x C buffer) is part of every method's peak: "extra" excludes it
+                peak_BxC=round(peak / buffer, 3), peak_extra_BxC=round(peak / buffer - 1, 3),
+                backend=pyrobust.backend(device),
+            )
+        )
+        print(f"{B:>5} x {C:<5} {name:<24} {seconds[name] * 1e3:9.3f} ms   peak extra "
+              f"{rows[-1]['peak_extra_BxC']:.2f} x BxC", file=sys.stderr)
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[str]:
+    out = []
+    by = {(r["dtype"], r["B"], r["C"], r["method"]): r["median_ms"] for r in rows}
+    for dtype, B, C in sorted({(r["dtype"], r["B"], r["C"]) for r in rows}, key=lambda k: (k[0], k[2])):
+        t = lambda m: by.get((dtype, B, C, m), float("nan"))  # noqa: E731
+        out.append(
+            f"{dtype:<8} {B:>5} x {C:<5}  fwd/CE {t('fused_forward') / t('cross_entropy'):5.2f}"
+            f"  bwd/CE {t('fused_backward') / t('cross_entropy'):5.2f}"
+            f"  naive/fused fwd {t('naive_forward') / t('fused_forward'):7.1f}"
+            f"  bwd {t('naive_backward') / t('fused_backward'):7.1f}"
+            f"  compiled/fused fwd {t('compiled_naive_forward') / t('fused_forward'):7.1f}"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "float64", "float16", "bfloat16"])
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--sizes", nargs="+", default=[f"{B}x{C}" for B, C in SIZES], help="BxC, e.g. 4096x10")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--min-time", type=float, default=0.05, help="seconds per timed run")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
+    parser.add_argument("--out", default=None, help="CSV to write (e.g. reports/bench/cpu.csv)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    rows = []
+    for dtype_name in args.dtype:
+        for size in args.sizes:
+            B, C = (int(v) for v in size.lower().split("x"))
+            rows += bench_size(B, C, getattr(torch, dtype_name), device, args)
+
+    print("\n".join(ratios(rows)))
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+// CUDA implementations of the pyrobust ops: argument checks (shared with the CPU kernels), device guard,
+// current stream, output allocation, then the launchers of corrected_ce_kernels.cu. Compiled only where
+// torch is a CUDA build (setup.py); all arithmetic lives in the .cu file.
+//
+// Out-of-range targets are not checked here: a host-side check needs the targets on the host, i.e. a
+// device-to-host copy and a stream synchronisation on every call, which would stall the CPU's queue of
+// kernels and forbid CUDA-graph capture. The kernel stops with a device-side assertion instead, as
+// PyTorch's own cross-entropy does; the Python wrapper validates targets when it wants a recoverable error.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cstdint>
+#include <limits>
+#include <tuple>
+
+#include "pyrobust/checks.h"
+#include "pyrobust/cuda_launchers.h"
+
+namespace pyrobust {
+namespace {
+
+cuda::Dtype kernel_dtype(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return cuda::Dtype::kFloat32;
+    case at::kDouble:
+      return cuda::Dtype::kFloat64;
+    case at::kHalf:
+      return cuda::Dtype::kFloat16;
+    case at::kBFloat16:
+      return cuda::Dtype::kBFloat16;
+    default:
+      TORCH_CHECK(false, "pyrobust: the CUDA kernels take float32, float64, float16 or bfloat16 logits, got ", type);
+  }
+}
+
+// Losses (and the loss gradient) are float64 for float64 logits and float32 otherwise: 16-bit logits
+// accumulate in float32.
+at::ScalarType accumulate_type(at::ScalarType type) { return type == at::kDouble ? at::kDouble : at::kFloat; }
+
+using CorrectedCELauncher = cudaError_t (*)(cuda::Dtype, const void*, const int64_t*, const void*, int64_t, int64_t,
+                                            int64_t, void*, void*, cudaStream_t);
+
+std::tuple<at::Tensor, at::Tensor> corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
+                                                     const at::Tensor& table, int64_t ignore_index,
+                                                     const char* table_name, CorrectedCELauncher launch) {
+  check_loss_inputs(logits, target, table, table_name);
+  TORCH_CHECK(logits.is_cuda(), "pyrobust: the CUDA kernels need CUDA tensors, got ", logits.device());
+  const cuda::Dtype dtype = kernel_dtype(logits.scalar_type());
+  const int64_t B = logits.size(0), C = logits.size(1);
+  TORCH_CHECK(C <= std::numeric_limits<int32_t>::max() / 2, "pyrobust: the CUDA kernels take at most ",
+              std::numeric_limits<int32_t>::max() / 2, " classes, got ", C);
+
+  const c10::cuda::CUDAGuard device_guard(logits.device());
+  at::Tensor loss = at::empty({B}, logits.options().dtype(accumulate_type(logits.scalar_type())));
+  at::Tensor grad = at::empty({B, C}, logits.options());
+  C10_CUDA_CHECK(launch(dtype, logits.const_data_ptr(), target.const_data_ptr<int64_t>(), table.const_data_ptr(), B,
+                        C, ignore_index, loss.mutable_data_ptr(), grad.mutable_data_ptr(),
+                        c10::cuda::getCurrentCUDAStream()));
+  return {loss, grad};
+}
+
+std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
+                                                             const at::Tensor& log_T_t, int64_t ignore_index) {
+  return corrected_ce_cuda(logits, target, log_T_t, ignore_index, "log_T_t", &cuda::forward_corrected_ce);
+}
+
+std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
+                                                              const at::Tensor& T_inv, int64_t ignore_index) {
+  return corrected_ce_cuda(logits, target, T_inv, ignore_index, "T_inv", &cuda::backward_corrected_ce);
+}
+
+at::Tensor scale_grad_cuda(const at::Tensor& grad_in, const at::Tensor& grad_loss_in) {
+  check_scale_grad_inputs(grad_in, grad_loss_in);
+  TORCH_CHECK(grad_in.is_cuda(), "pyrobust: the CUDA kernels need CUDA tensors, got ", grad_in.device());
+  const cuda::Dtype dtype = kernel_dtype(grad_in.scalar_type());
+  const c10::cuda::CUDAGuard device_guard(grad_in.device());
+  const at::Tensor grad = grad_in.contiguous();
+  // The loss gradient of a "mean" reduction arrives as an expanded scalar: one small copy makes it plain.
+  const at::Tensor grad_loss = grad_loss_in.to(accumulate_type(grad.scalar_type())).contiguous();
+  at::Tensor out = at::empty(grad.sizes(), grad.options());
+  C10_CUDA_CHECK(cuda::scale_grad(dtype, grad.const_data_ptr(), grad_loss.const_data_ptr(), grad.size(0),
+                                  grad.size(1), out.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyrobust, CUDA, m) {
+  m.impl("forward_corrected_ce", &forward_corrected_ce_cuda);
+  m.impl("backward_corrected_ce", &backward_corrected_ce_cuda);
+  m.impl("scale_grad", &scale_grad_cuda);
+}
+
+}  // namespace pyrobust

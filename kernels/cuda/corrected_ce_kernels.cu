@@ -1,0 +1,452 @@
+// CUDA kernels of the pyrobust ops (declared in pyrobust/cuda_launchers.h). They compile with nvcc alone:
+// raw pointers and a cudaStream_t in, no torch headers; kernels/cuda/binding.cpp is the torch side.
+//
+// One kernel serves both corrections; a policy (ForwardCorrection, BackwardCorrection in
+// pyrobust/row_reduction.h, on the per-row math that the CPU kernels use too) says what a row reduces to
+// and how its gradient follows. For each row i:
+//   pass 1  reads the logits h_i and one row of the C x C table (log_T_t[y_i] = log T[:, y_i], or
+//           T_inv[y_i]), and reduces them to an online log-sum-exp and the correction's statistics;
+//   pass 2  writes the gradient row d loss_i / d h_i from the same values.
+// The first kCached vectors a thread reads stay in its registers between the passes, so that for the
+// sizes that matter the logits are read from DRAM once and the gradient written once; any rest of a
+// very long row is read again in pass 2, from L2 where it was just loaded.
+//
+// Launch shapes, chosen per call from C (see dispatch_config):
+//   * a warp per row (8 rows per 256-thread block) while each lane holds at most 8 vectors of the row
+//     (4 for fp16/bf16): C <= 1024 with 16-byte vectors, C <= 256 with scalar accesses. The row is
+//     reduced with warp shuffles alone, no barrier, and short rows (C = 10, 100: the paper's data sets)
+//     keep many rows in flight per SM;
+//   * a 512-thread block per row beyond: 16 warps reduce through shared memory; a thread caches 8
+//     vectors (float32) or 4 (fp16/bf16), so rows up to C = 16384 are read from DRAM once, and each
+//     thread has 4-8 independent 16-byte loads in flight, enough for one or two blocks per SM to reach
+//     full bandwidth. Longer rows re-read their tail from L2 in pass 2.
+// Loads and stores are 16 bytes per thread (4 x float32, 8 x fp16/bf16) and coalesced across the group
+// whenever C is a multiple of the vector width and the pointers are 16-byte aligned; otherwise (and for
+// float64) the same kernel runs with scalar accesses. Accumulation is in float32 (float64 for float64
+// logits).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "pyrobust/cuda_launchers.h"
+#include "pyrobust/row_reduction.h"
+
+namespace pyrobust {
+namespace cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kWarpPathThreads = 256;  // threads of a block that gives each of its warps one row
+constexpr int kRowBlockThreads = 512;  // threads of a block that owns one row
+constexpr int64_t kMaxBlocks = std::numeric_limits<int32_t>::max();
+
+// How many 16-byte vectors of its row a thread keeps in registers, with the matching vectors of the
+// table row (float even for 16-bit logits, hence fewer for those). Sized with `ptxas -v` for sm_80/sm_90:
+// <= 128 registers at 512 threads (block path) and on the warp path, no spills but a few bytes in two
+// float64 / bf16 instances. A lane that would hold more vectors sends its row to the block path.
+template <typename scalar_t>
+constexpr int max_warp_cached() {
+  return sizeof(scalar_t) == 2 ? 4 : 8;
+}
+template <typename scalar_t>
+constexpr int row_block_cached() {
+  return sizeof(scalar_t) == 4 ? 8 : 4;
+}
+
+// ---- element types ------------------------------------------------------------------------------
+
+// Accumulation type and the conversions of each logit type (explicit: torch builds with
+// __CUDA_NO_HALF_CONVERSIONS__ and __CUDA_NO_BFLOAT16_CONVERSIONS__).
+template <typename scalar_t>
+struct Element;
+
+template <>
+struct Element<float> {
+  using acc_t = float;
+  __device__ __forceinline__ static float to_acc(float x) { return x; }
+  __device__ __forceinline__ static float from_acc(float x) { return x; }
+};
+
+template <>
+struct Element<double> {
+  using acc_t = double;
+  __device__ __forceinline__ static double to_acc(double x) { return x; }
+  __device__ __forceinline__ static double from_acc(double x) { return x; }
+};
+
+template <>
+struct Element<__half> {
+  using acc_t = float;
+  __device__ __forceinline__ static float to_acc(__half x) { return __half2float(x); }
+  __device__ __forceinline__ static __half from_acc(float x) { return __float2half_rn(x); }
+};
+
+template <>
+struct Element<__nv_bfloat16> {
+  using acc_t = float;
+  __device__ __forceinline__ static float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
+  __device__ __forceinline__ static __nv_bfloat16 from_acc(float x) { return __float2bfloat16_rn(x); }
+};
+
+template <typename scalar_t>
+using acc_type = typename Element<scalar_t>::acc_t;
+
+// N consecutive elements moved as one access: 16 bytes for the logit vectors (LDG.128 / STG.128).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+// Packs of 16 or 32 bytes move as 16-byte words through the uint4 intrinsics, which emit one
+// ld.global.nc.v4 / st.global.wb.v4 each: a plain struct copy was split into scalar stores by the
+// compiler in the uncached tail loop.
+template <int N, typename T>
+__device__ __forceinline__ Pack<T, N> load_pack(const T* p) {
+  Pack<T, N> x;
+  if constexpr (sizeof(x) % sizeof(uint4) == 0) {
+    uint4 words[sizeof(x) / sizeof(uint4)];
+#pragma unroll
+    for (int w = 0; w < int(sizeof(x) / sizeof(uint4)); ++w) words[w] = __ldg(reinterpret_cast<const uint4*>(p) + w);
+    memcpy(&x, words, sizeof(x));
+  } else {
+    x = *reinterpret_cast<const Pack<T, N>*>(p);
+  }
+  return x;
+}
+
+template <int N, typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& x) {
+  if constexpr (sizeof(x) % sizeof(uint4) == 0) {
+    uint4 words[sizeof(x) / sizeof(uint4)];
+    memcpy(words, &x, sizeof(x));
+#pragma unroll
+    for (int w = 0; w < int(sizeof(x) / sizeof(uint4)); ++w) __stwb(reinterpret_cast<uint4*>(p) + w, words[w]);
+  } else {
+    *reinterpret_cast<Pack<T, N>*>(p) = x;
+  }
+}
+
+// ---- reductions ---------------------------------------------------------------------------------
+
+template <typename State>
+__device__ __forceinline__ State shfl_xor(const State& s, int lane_mask) {
+  static_assert(sizeof(State) % sizeof(int) == 0, "State must be whole 32-bit words");
+  constexpr int kWords = sizeof(State) / sizeof(int);
+  int w[kWords];
+  memcpy(w, &s, sizeof(State));
+#pragma unroll
+  for (int k = 0; k < kWords; ++k) w[k] = __shfl_xor_sync(0xffffffffu, w[k], lane_mask);
+  State out;
+  memcpy(&out, w, sizeof(State));
+  return out;
+}
+
+// Reduces a State over the kGroup threads of a row (a warp, or the whole block); every thread of the
+// group returns the total.
+template <class Loss, int kGroup, typename State>
+__device__ __forceinline__ State group_reduce(State s, State* shared) {
+#pragma unroll
+  for (int mask = kWarp / 2; mask > 0; mask /= 2) s = Loss::combine(s, shfl_xor(s, mask));
+  if constexpr (kGroup == kWarp) {
+    return s;
+  } else {
+    constexpr int kWarps = kGroup / kWarp;
+    if (threadIdx.x % kWarp == 0) shared[threadIdx.x / kWarp] = s;
+    __syncthreads();
+    State total = shared[0];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) total = Loss::combine(total, shared[w]);
+    __syncthreads();  // `shared` is written again for the block's next row
+    return total;
+  }
+}
+
+// ---- the corrected cross-entropy kernel ---------------------------------------------------------
+
+template <int kGroup>
+constexpr int block_threads() {
+  return kGroup == kWarp ? kWarpPathThreads : kGroup;
+}
+
+// Rows are handled by groups of kGroup threads (a warp, or a whole block); thread `lane` of a group owns
+// the kVec-wide vectors at columns (it * kGroup + lane) * kVec. A grid-stride loop over rows keeps the
+// grid within CUDA's limits for any batch.
+template <template <typename> class Policy, typename scalar_t, int kGroup, int kVec, int kCached>
+__global__ void __launch_bounds__(block_threads<kGroup>())
+    corrected_ce_kernel(const scalar_t* __restrict__ logits, const int64_t* __restrict__ target,
+                        const acc_type<scalar_t>* __restrict__ table, int64_t batch, int num_classes,
+                        int64_t ignore_index, acc_type<scalar_t>* __restrict__ loss, scalar_t* __restrict__ grad) {
+  using acc_t = acc_type<scalar_t>;
+  using E = Element<scalar_t>;
+  using Loss = Policy<acc_t>;
+  using State = typename Loss::State;
+  constexpr int kRowsPerBlock = block_threads<kGroup>() / kGroup;
+  constexpr int kStride = kGroup * kVec;  // columns covered by one step of the whole group
+  const int C = num_classes;
+  const int lane = threadIdx.x % kGroup;
+  __shared__ State shared[kGroup == kWarp ? 1 : kGroup / kWarp];
+
+  for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kGroup; row < batch;
+       row += int64_t(gridDim.x) * kRowsPerBlock) {
+    const scalar_t* h_row = logits + row * C;
+    scalar_t* grad_row = grad + row * C;
+    const int64_t y = target[row];
+
+    if (y == ignore_index) {
+      Pack<scalar_t, kVec> zero;
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) zero.v[k] = E::from_acc(acc_t(0));
+      for (int col = lane * kVec; col < C; col += kStride) store_pack(grad_row + col, zero);
+      if (lane == 0) loss[row] = acc_t(0);
+      continue;  // uniform over the group: the block path's barriers stay matched
+    }
+    if (y < 0 || y >= C) {
+      // An out-of-range target never yields a number: like PyTorch's nll_loss, stop with a device-side
+      // assertion (independent of NDEBUG). Callers that want a recoverable error validate first.
+      __assert_fail("pyrobust: target out of range [0, num_classes) and not ignore_index", __FILE__, __LINE__,
+                    __func__);
+    }
+    const acc_t* t_row = table + y * C;
+
+    // Pass 1: issue every cached load before the first use, then reduce.
+    Pack<scalar_t, kVec> h_cache[kCached];
+    Pack<acc_t, kVec> t_cache[kCached];
+#pragma unroll
+    for (int it = 0; it < kCached; ++it) {
+      const int col = (it * kGroup + lane) * kVec;
+      if (col < C) {
+        h_cache[it] = load_pack<kVec>(h_row + col);
+        t_cache[it] = load_pack<kVec>(t_row + col);
+      }
+    }
+    State state = Loss::empty();
+#pragma unroll
+    for (int it = 0; it < kCached; ++it) {
+      const int col = (it * kGroup + lane) * kVec;
+      if (col < C) {
+        acc_t h[kVec];
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) h[k] = E::to_acc(h_cache[it].v[k]);
+        state = Loss::combine(state, Loss::chunk(h, t_cache[it].v));
+      }
+    }
+    for (int col = (kCached * kGroup + lane) * kVec; col < C; col += kStride) {
+      const Pack<scalar_t, kVec> hp = load_pack<kVec>(h_row + col);
+      const Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      acc_t h[kVec];
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) h[k] = E::to_acc(hp.v[k]);
+      state = Loss::combine(state, Loss::chunk(h, tp.v));
+    }
+
+    state = group_reduce<Loss, kGroup>(state, shared);
+    acc_t row_loss;
+    const typename Loss::Row r = Loss::finish(state, row_loss);
+    if (lane == 0) loss[row] = row_loss;
+
+    // Pass 2: the gradient row.
+#pragma unroll
+    for (int it = 0; it < kCached; ++it) {
+      const int col = (it * kGroup + lane) * kVec;
+      if (col < C) {
+        Pack<scalar_t, kVec> g;
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(Loss::grad(E::to_acc(h_cache[it].v[k]), t_cache[it].v[k], r));
+        store_pack(grad_row + col, g);
+      }
+    }
+    for (int col = (kCached * kGroup + lane) * kVec; col < C; col += kStride) {
+      const Pack<scalar_t, kVec> hp = load_pack<kVec>(h_row + col);
+      const Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      Pack<scalar_t, kVec> g;
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(Loss::grad(E::to_acc(hp.v[k]), tp.v[k], r));
+      store_pack(grad_row + col, g);
+    }
+  }
+}
+
+// ---- scale_grad -----------------------------------------------------------------------------------
+
+// out = grad * grad_loss[row], over the (B, C) array seen as packs of kVec elements that never straddle
+// two rows (C % kVec == 0). index_t is 32-bit where the array allows it: the division by the row length
+// then costs a few instructions instead of a 64-bit division.
+template <typename scalar_t, int kVec, typename index_t>
+__global__ void __launch_bounds__(256)
+    scale_grad_kernel(const scalar_t* __restrict__ grad, const acc_type<scalar_t>* __restrict__ grad_loss,
+                      index_t num_packs, index_t packs_per_row, scalar_t* out) {
+  using E = Element<scalar_t>;
+  for (index_t p = index_t(blockIdx.x) * blockDim.x + threadIdx.x; p < num_packs;
+       p += index_t(gridDim.x) * blockDim.x) {
+    const acc_type<scalar_t> s = grad_loss[p / packs_per_row];
+    Pack<scalar_t, kVec> g = load_pack<kVec>(grad + int64_t(p) * kVec);
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(E::to_acc(g.v[k]) * s);
+    store_pack(out + int64_t(p) * kVec, g);
+  }
+}
+
+// ---- host side ------------------------------------------------------------------------------------
+
+bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+template <typename scalar_t>
+struct RowArgs {
+  const scalar_t* logits;
+  const int64_t* target;
+  const acc_type<scalar_t>* table;
+  int64_t batch;
+  int num_classes;
+  int64_t ignore_index;
+  acc_type<scalar_t>* loss;
+  scalar_t* grad;
+  cudaStream_t stream;
+};
+
+template <template <typename> class Policy, typename scalar_t, int kGroup, int kVec, int kCached>
+cudaError_t launch_rows(const RowArgs<scalar_t>& a) {
+  constexpr int kThreads = block_threads<kGroup>();
+  constexpr int kRowsPerBlock = kThreads / kGroup;
+  const int64_t blocks = std::min<int64_t>((a.batch + kRowsPerBlock - 1) / kRowsPerBlock, kMaxBlocks);
+  corrected_ce_kernel<Policy, scalar_t, kGroup, kVec, kCached><<<static_cast<unsigned>(blocks), kThreads, 0, a.stream>>>(
+      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.loss, a.grad);
+  return cudaGetLastError();
+}
+
+// Warp per row while a lane holds at most max_warp_cached vectors of the row (cached counts rounded up to
+// a power of two, so that short rows do not carry unused registers), a block per row beyond.
+template <template <typename> class Policy, typename scalar_t, int kVec>
+cudaError_t dispatch_config(const RowArgs<scalar_t>& a) {
+  const int64_t warp_steps = (a.num_classes + kWarp * kVec - 1) / (kWarp * kVec);
+  if (warp_steps <= 1) return launch_rows<Policy, scalar_t, kWarp, kVec, 1>(a);
+  if (warp_steps <= 2) return launch_rows<Policy, scalar_t, kWarp, kVec, 2>(a);
+  if (warp_steps <= 4) return launch_rows<Policy, scalar_t, kWarp, kVec, 4>(a);
+  if constexpr (max_warp_cached<scalar_t>() == 8) {
+    if (warp_steps <= 8) return launch_rows<Policy, scalar_t, kWarp, kVec, 8>(a);
+  }
+  return launch_rows<Policy, scalar_t, kRowBlockThreads, kVec, row_block_cached<scalar_t>()>(a);
+}
+
+// 16-byte accesses where C and the pointers allow them. float64 serves gradcheck and comparisons with the
+// reference, not speed: it takes the scalar kernels only, which keeps the build (and CI's compile test)
+// shorter.
+template <template <typename> class Policy, typename scalar_t>
+cudaError_t dispatch_vec(const RowArgs<scalar_t>& a) {
+  constexpr int kVec = std::is_same_v<scalar_t, double> ? 1 : 16 / sizeof(scalar_t);
+  if constexpr (kVec == 1) {
+    return dispatch_config<Policy, scalar_t, 1>(a);
+  } else {
+    const bool vectorisable = a.num_classes % kVec == 0 && aligned(a.logits, 16) && aligned(a.grad, 16) &&
+                              aligned(a.table, sizeof(acc_type<scalar_t>) * kVec);
+    return vectorisable ? dispatch_config<Policy, scalar_t, kVec>(a) : dispatch_config<Policy, scalar_t, 1>(a);
+  }
+}
+
+template <template <typename> class Policy>
+cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* table, int64_t batch,
+                         int64_t num_classes, int64_t ignore_index, void* loss, void* grad, cudaStream_t stream) {
+  // Column offsets are int: (it * kGroup + lane) * kVec stays below 2 C.
+  if (batch < 0 || num_classes < 0 || num_classes > std::numeric_limits<int32_t>::max() / 2) {
+    return cudaErrorInvalidValue;
+  }
+  if (batch == 0) return cudaSuccess;
+  const int C = static_cast<int>(num_classes);
+  switch (dtype) {
+    case Dtype::kFloat32:
+      return dispatch_vec<Policy, float>({static_cast<const float*>(logits), target, static_cast<const float*>(table),
+                                          batch, C, ignore_index, static_cast<float*>(loss),
+                                          static_cast<float*>(grad), stream});
+    case Dtype::kFloat64:
+      return dispatch_vec<Policy, double>({static_cast<const double*>(logits), target,
+                                           static_cast<const double*>(table), batch, C, ignore_index,
+                                           static_cast<double*>(loss), static_cast<double*>(grad), stream});
+    case Dtype::kFloat16:
+      return dispatch_vec<Policy, __half>({static_cast<const __half*>(logits), target,
+                                           static_cast<const float*>(table), batch, C, ignore_index,
+                                           static_cast<float*>(loss), static_cast<__half*>(grad), stream});
+    case Dtype::kBFloat16:
+      return dispatch_vec<Policy, __nv_bfloat16>({static_cast<const __nv_bfloat16*>(logits), target,
+                                                  static_cast<const float*>(table), batch, C, ignore_index,
+                                                  static_cast<float*>(loss), static_cast<__nv_bfloat16*>(grad),
+                                                  stream});
+  }
+  return cudaErrorInvalidValue;
+}
+
+template <typename scalar_t, int kVec, typename index_t>
+cudaError_t launch_scale_grad(const scalar_t* grad, const acc_type<scalar_t>* grad_loss, int64_t num_packs,
+                              int64_t packs_per_row, scalar_t* out, cudaStream_t stream) {
+  constexpr int kThreads = 256;
+  // A few packs per thread at most: enough blocks to fill any GPU, a grid-stride loop for the rest.
+  const int64_t blocks = std::min<int64_t>((num_packs + kThreads - 1) / kThreads, 1 << 16);
+  scale_grad_kernel<scalar_t, kVec, index_t><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      grad, grad_loss, static_cast<index_t>(num_packs), static_cast<index_t>(packs_per_row), out);
+  return cudaGetLastError();
+}
+
+template <typename scalar_t, int kVec>
+cudaError_t scale_grad_packs(const scalar_t* grad, const acc_type<scalar_t>* grad_loss, int64_t batch,
+                             int64_t num_classes, scalar_t* out, cudaStream_t stream) {
+  const int64_t num_packs = batch * num_classes / kVec, packs_per_row = num_classes / kVec;
+  // 32-bit indices while p + grid stride (< 2^31 + 2^24) cannot wrap an unsigned int.
+  if (num_packs < (int64_t(1) << 31)) {
+    return launch_scale_grad<scalar_t, kVec, uint32_t>(grad, grad_loss, num_packs, packs_per_row, out, stream);
+  }
+  return launch_scale_grad<scalar_t, kVec, int64_t>(grad, grad_loss, num_packs, packs_per_row, out, stream);
+}
+
+template <typename scalar_t>
+cudaError_t scale_grad_typed(const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes, void* out,
+                             cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  const auto* g = static_cast<const scalar_t*>(grad);
+  const auto* s = static_cast<const acc_type<scalar_t>*>(grad_loss);
+  auto* o = static_cast<scalar_t*>(out);
+  if (num_classes % kVec == 0 && aligned(grad, 16) && aligned(out, 16)) {
+    return scale_grad_packs<scalar_t, kVec>(g, s, batch, num_classes, o, stream);
+  }
+  return scale_grad_packs<scalar_t, 1>(g, s, batch, num_classes, o, stream);
+}
+
+}  // namespace
+
+cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
+                                 int64_t batch, int64_t num_classes, int64_t ignore_index, void* loss, void* grad,
+                                 cudaStream_t stream) {
+  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, loss, grad,
+                                         stream);
+}
+
+cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* T_inv,
+                                  int64_t batch, int64_t num_classes, int64_t ignore_index, void* loss, void* grad,
+                                  cudaStream_t stream) {
+  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, loss, grad,
+                                          stream);
+}
+
+cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,
+                       void* out, cudaStream_t stream) {
+  if (batch < 0 || num_classes < 0) return cudaErrorInvalidValue;
+  if (batch == 0 || num_classes == 0) return cudaSuccess;
+  switch (dtype) {
+    case Dtype::kFloat32:
+      return scale_grad_typed<float>(grad, grad_loss, batch, num_classes, out, stream);
+    case Dtype::kFloat64:
+      return scale_grad_typed<double>(grad, grad_loss, batch, num_classes, out, stream);
+    case Dtype::kFloat16:
+      return scale_grad_typed<__half>(grad, grad_loss, batch, num_classes, out, stream);
+    case Dtype::kBFloat16:
+      return scale_grad_typed<__nv_bfloat16>(grad, grad_loss, batch, num_classes, out, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace cuda
+}  // namespace pyrobust

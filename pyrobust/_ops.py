@@ -1,0 +1,107 @@
+"""The compiled ops ``torch.ops.pyrobust.*``: loading, fake tensors, autograd, autocast, and ``backend()``.
+
+The schemas live in ``kernels/ops.cpp`` and the kernels in ``kernels/cpu`` and ``kernels/cuda``; importing
+``pyrobust._C`` registers them. Here they get what PyTorch needs around them:
+
+* ``register_fake``: shapes and dtypes for ``torch.compile`` / fake tensors;
+* autograd is registered in C++ (``kernels/ops.cpp``), so that forward and backward run no Python:
+  the forward already returns ``d loss_i / d logits_i`` and the backward is
+  ``scale_grad(grad, grad_loss) = grad * grad_loss[:, None]``. ``scale_grad`` has no derivative:
+  a backward with ``create_graph=True`` (Hessians, gradient penalties) raises rather than silently
+  dropping the second-order term;
+* ``register_autocast`` on CPU: under ``torch.autocast("cpu")`` the losses run in float32 (the CPU
+  kernels take float32/float64). On CUDA the kernels take float16/bfloat16 directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+try:
+    from pyrobust import _C  # noqa: F401  (registers the ops)
+except ImportError as err:  # the extension was not built, or was built against another torch
+    _C = None
+    _IMPORT_ERROR: str | None = f"{type(err).__name__}: {err}"
+else:
+    _IMPORT_ERROR = None
+
+__all__ = ["backend", "available"]
+
+_LOSS_OPS = ("pyrobust::forward_corrected_ce", "pyrobust::backward_corrected_ce")
+_warned: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(reason, RuntimeWarning, stacklevel=4)
+
+
+def available() -> bool:
+    """Whether the compiled extension ``pyrobust._C`` is loaded."""
+    return _C is not None
+
+
+def backend(device: torch.device | str = "cpu") -> str:
+    """Which implementation of the corrected losses runs for tensors on ``device``.
+
+    Returns ``"cpp"`` (the compiled CPU kernel), ``"cuda"`` (the compiled CUDA kernel) or ``"reference"``
+    (plain PyTorch, ``pyrobust._reference``). Falling back to ``"reference"`` warns once per reason,
+    saying why the compiled kernel is unavailable.
+    """
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    impl = _backends.get(device_type)
+    if impl is None:
+        impl = _backends[device_type] = _find_backend(device_type)
+    if impl == "reference":
+        _warn_once(_fallback_reasons[device_type])
+    return impl
+
+
+def _find_backend(device_type: str) -> str:
+    if _C is None:
+        reason = (
+            f"the compiled kernels could not be loaded ({_IMPORT_ERROR}); build them with "
+            "`pip install --no-build-isolation -e .` in the pyrobust checkout"
+        )
+    else:
+        key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+        if key is not None and all(torch._C._dispatch_has_kernel_for_dispatch_key(op, key) for op in _LOSS_OPS):
+            return "cpp" if key == "CPU" else "cuda"
+        if device_type == "cuda":
+            reason = "CUDA kernels not compiled into this build (torch or nvcc without CUDA at build time)"
+        else:
+            reason = f"no compiled kernel for {device_type!r} tensors"
+    _fallback_reasons[device_type] = f"pyrobust: {reason}; using the slower pure-PyTorch reference on {device_type}."
+    return "reference"
+
+
+def _table_dtype(logits_dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if logits_dtype == torch.float64 else torch.float32
+
+
+def _fake_loss(logits, target, table, ignore_index):
+    torch._check(logits.dim() == 2, lambda: f"logits must be 2-D (B, C), got {logits.dim()}-D")
+    torch._check(target.shape == logits.shape[:1], lambda: "target must have shape (B,)")
+    torch._check(table.shape == (logits.shape[1], logits.shape[1]), lambda: "table must be C x C")
+    loss = logits.new_empty(logits.shape[:1], dtype=_table_dtype(logits.dtype))
+    return loss, torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _fake_scale_grad(grad, grad_loss):
+    torch._check(grad_loss.shape == grad.shape[:1], lambda: "grad_loss must have shape (B,)")
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+_fallback_reasons: dict[str, str] = {}
+# Decided once, at import, for the usual device types: backend() runs on every loss call and, under
+# torch.compile, must be a plain dict lookup that dynamo folds into a constant.
+_backends: dict[str, str] = {device_type: _find_backend(device_type) for device_type in ("cpu", "cuda")}
+
+if _C is not None:
+    for _op in _LOSS_OPS:
+        torch.library.register_fake(_op)(_fake_loss)
+        torch.library.register_autocast(_op, "cpu", torch.float32)
+    torch.library.register_fake("pyrobust::scale_grad")(_fake_scale_grad)

@@ -1,0 +1,186 @@
+"""The ``pyrobust`` command: ``fetch``, ``corrupt``, ``train``, ``estimate`` and ``report``.
+
+A thin layer over the library: it parses arguments, calls one function, and turns user errors (a missing
+data set, a bad file, an unknown method) into a one-line message and exit status 2 (set
+``PYROBUST_DEBUG=1`` to get the traceback instead). Each subcommand imports only what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Exit status for errors in the user's input (argparse uses the same).
+USAGE_ERROR = 2
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from pyrobust.data import fetch
+
+    fetch(args.dataset, args.data_root, base_url=args.base_url, progress=not args.quiet)
+
+
+def _corrupt(args: argparse.Namespace) -> None:
+    from pyrobust.data import load
+    from pyrobust.noise import noise_rate
+    from pyrobust.train import corrupt_labels
+
+    data = load(args.dataset, args.data_root)
+    noisy = corrupt_labels(data, args.noise, args.N, args.seed)
+    noisy.save(args.out)
+    rate = noise_rate(data.y_train.numpy(), noisy.labels)
+    print(f"wrote {args.out}: {len(noisy.labels)} {args.dataset} training labels, {args.noise} N={args.N}, "
+          f"{100 * rate:.1f}% flipped")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pyrobust.train import NoisyLabels, TrainConfig, train_methods, write_record
+
+    noisy = NoisyLabels.load(args.noisy_labels)
+    overrides = dict(TrainConfig.parse_override(s) for s in args.set)
+    fixed = {"dataset": "--dataset", "method": "--method", "seed": "--seed", "noise": "--noisy-labels",
+             "N": "--noisy-labels"}
+    for key in overrides.keys() & fixed.keys():
+        raise ValueError(f"--set {key}=...: {key} is given by {fixed[key]}")
+    for key, value in (("epochs", args.epochs), ("threads", args.threads), ("device", args.device),
+                       ("model", args.model)):
+        if value is not None:
+            overrides[key] = value
+    config = TrainConfig.paper(noisy.dataset if args.dataset is None else args.dataset, args.method[0],
+                               noise=noisy.noise, N=noisy.N, seed=args.seed, **overrides)
+    T_hat = None
+    if args.T_hat is not None:
+        from pyrobust.noise import load_transition_matrix
+
+        T_hat = load_transition_matrix(args.T_hat)
+    out_dir = Path(args.out_dir)
+
+    def save(record: dict) -> None:
+        path = out_dir / f"{record['method']}.json"
+        write_record(record, path)
+        print(f"{record['method']}: test accuracy {record['test_accuracy']:.2f}% "
+              f"(best epoch {record['best_epoch']}/{record['epochs']}, {record['wall_time_s']:.1f} s) -> {path}")
+
+    train_methods(config, args.method, noisy=noisy, T_hat=T_hat, save_probs=args.save_probs,
+                  data_root=args.data_root, on_result=save)
+
+
+def _estimate(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from pyrobust import estimate_transition_matrix, estimation_error
+    from pyrobust.train import NoisyLabels, write_npy, write_record
+
+    noisy = NoisyLabels.load(args.noisy_labels)
+    try:
+        probs = np.load(args.probs, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{args.probs}: not a .npy array written by `pyrobust train --save-probs` ({err})"
+        ) from None
+    C = noisy.T.shape[0]
+    if probs.ndim != 2 or probs.shape != (len(noisy.labels), C) or not np.issubdtype(probs.dtype, np.floating):
+        raise ValueError(f"{args.probs}: expected float probabilities of shape ({len(noisy.labels)}, {C}) for "
+                         f"{args.noisy_labels}, got {probs.dtype} {probs.shape}")
+    method = "argmax" if args.argmax else "percentile"
+    T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
+                                       labels=torch.from_numpy(noisy.labels))
+    T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
+    error = {k: float(v) for k, v in estimation_error(T_hat, torch.from_numpy(noisy.T)).items()}
+    out = Path(args.out)
+    write_npy(out, T_hat.numpy())
+    summary = {"dataset": noisy.dataset, "noise": noisy.noise, "N": noisy.N, "seed": noisy.seed,
+               "method": method, "quantile": None if args.argmax else args.quantile,
+               "T_hat": T_hat.tolist(), "T": noisy.T.tolist(), "estimation_error": error}
+    write_record(summary, out.with_suffix(".json"))
+    print(f"wrote {out} and {out.with_suffix('.json')}: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pyrobust.report import write_reports
+
+    written = write_reports(args.results, args.out_dir, paper_csv=args.paper, missing=tuple(args.missing))
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # the choices are spelled out here rather than imported, to keep `pyrobust --help` free of torch
+    datasets = ("mnist5k", "mnist", "imdb", "cifar10", "cifar100")
+    parser = argparse.ArgumentParser(
+        prog="pyrobust",
+        description="Loss correction for deep networks with noisy labels (Patrini et al., CVPR 2017).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fetch", help="download a data set (checksummed) into the data root")
+    p.add_argument("dataset", choices=datasets)
+    p.add_argument("--data-root", help="data directory (default: $PYROBUST_DATA or ./data)")
+    p.add_argument("--base-url", help="mirror to download from instead of the canonical URL")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_fetch)
+
+    p = sub.add_parser("corrupt", help="corrupt the training labels with the paper's T (writes an .npz)")
+    p.add_argument("--dataset", required=True, choices=datasets)
+    p.add_argument("--noise", required=True, choices=("none", "symmetric", "asymmetric"))
+    p.add_argument("--N", type=float, required=True, help="noise level in [0, 1] (section 5.1)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output .npz: noisy labels and T")
+    p.add_argument("--data-root")
+    p.set_defaults(func=_corrupt)
+
+    p = sub.add_parser("train", help="train one Table 2 cell per --method; writes OUT_DIR/<method>.json")
+    p.add_argument("--dataset", choices=datasets, help="default: the data set of --noisy-labels")
+    p.add_argument("--model", help="fc, embedding, lstm, resnet14, resnet32, resnet44 (default: the paper's)")
+    p.add_argument("--method", action="append", required=True, help="a Table 2 method; repeat for several")
+    p.add_argument("--noisy-labels", required=True, help=".npz written by `pyrobust corrupt`")
+    p.add_argument("--seed", type=int, required=True, help="seed of the split, the init and the batch order")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--T-hat", dest="T_hat", help="T_hat.npy from `pyrobust estimate` (forward_est, backward_est)")
+    p.add_argument("--save-probs", help="write the cross_entropy net's softmax on train+val inputs to this .npy")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--data-root")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any training setting (e.g. lr=0.1, lr_milestones=40,80, dropout=0.2)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("estimate", help="estimate T_hat from the cross_entropy net's probabilities (Eq. 12-13)")
+    p.add_argument("--probs", required=True, help=".npy written by `pyrobust train --save-probs`")
+    p.add_argument("--noisy-labels", required=True, help="the .npz the network was trained on (holds the true T)")
+    p.add_argument("--out", required=True, help="T_hat .npy; its error against T goes to the same name .json")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--quantile", type=float, default=0.97, help="alpha-percentile (default 0.97, the paper's)")
+    how.add_argument("--argmax", action="store_true", help="take the argmax (the paper's choice for CIFAR-100)")
+    p.set_defaults(func=_estimate)
+
+    p = sub.add_parser("report", help="aggregate result records into Table 2 (csv, markdown, figures)")
+    p.add_argument("--results", required=True, help="directory holding the <method>.json records")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--paper", help="the paper's Table 2 as CSV, to print side by side")
+    p.add_argument("--missing", nargs="*", default=[], metavar="NAME", help="data sets to list as missing")
+    p.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pyrobust`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (OSError, ValueError) as err:  # missing/bad files, unknown names, invalid settings
+        if os.environ.get("PYROBUST_DEBUG"):
+            raise
+        print(f"pyrobust {args.command}: error: {str(err).strip() or type(err).__name__}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

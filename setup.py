@@ -1,0 +1,105 @@
+"""Build pyrobust and its compiled kernels against the torch that is already installed.
+
+Install with ``pip install --no-build-isolation -e .``: an isolated build environment would fetch another
+torch, and an extension built against one torch does not load in another.
+
+The extension ``pyrobust._C`` always holds the op schemas and the CPU kernels. Where torch is a CUDA build
+and nvcc is found, the CUDA kernels (``kernels/cuda/*.cu``) and their thin binding are compiled into it as
+well; otherwise they are left out and ``pyrobust.backend("cuda")`` says why.
+"""
+
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _extensions():
+    try:
+        import torch
+        from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
+    except ImportError as err:  # pragma: no cover - only hit by a misconfigured install
+        raise SystemExit(
+            "pyrobust compiles its kernels against the installed torch: install torch first, then "
+            "`pip install --no-build-isolation -e .`"
+        ) from err
+
+    def rel(pattern):
+        return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+    sources = rel("kernels/ops.cpp") + rel("kernels/cpu/*.cpp")
+    # at::parallel_for compiles to OpenMP pragmas in the header: without -fopenmp it silently runs serial.
+    cxx = ["-O3", "-std=c++20", "-fopenmp"]  # torch >= 2.10 headers need C++20
+    if os.environ.get("PYROBUST_PORTABLE", "0") != "1":
+        cxx.append("-march=native")
+    kwargs = dict(
+        name="pyrobust._C",
+        include_dirs=[os.path.join(ROOT, "kernels", "include")],
+        extra_link_args=["-fopenmp"],
+        py_limited_api=False,
+    )
+    with_cuda = (
+        torch.version.cuda is not None
+        and CUDA_HOME is not None
+        and os.environ.get("PYROBUST_NO_CUDA", "0") != "1"
+    )
+    if with_cuda:
+        sources += rel("kernels/cuda/*.cu") + rel("kernels/cuda/*.cpp")
+        nvcc = ["-O3", "-std=c++20", "--use_fast_math", "-lineinfo"]
+        arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
+        if arch is None:
+            nvcc += ["-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90"]
+        return [
+            CUDAExtension(
+                sources=sources,
+                extra_compile_args={"cxx": cxx + ["-DPYROBUST_WITH_CUDA"], "nvcc": nvcc},
+                **kwargs,
+            )
+        ]
+    return [CppExtension(sources=sources, extra_compile_args={"cxx": cxx}, **kwargs)]
+
+
+WORKFLOW = [
+    "snakemake>=9.0",
+    "snakemake-executor-plugin-cluster-generic",
+    "snakemake-executor-plugin-slurm",
+    "jsonschema",
+]
+TEST = ["pytest>=8", "expecttest", "hypothesis", "cleanlab>=2.6", "snakefmt"]
+
+
+def _cmdclass():
+    from torch.utils.cpp_extension import BuildExtension
+
+    return {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+
+setup(
+    name="pyrobust",
+    version="0.1.0",
+    description="Loss correction for deep learning with noisy labels (Patrini et al., CVPR 2017), with fused "
+    "C++/CUDA kernels",
+    long_description=open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pyrobust", "pyrobust.*"]),
+    ext_modules=_extensions(),
+    cmdclass=_cmdclass(),
+    # torch is deliberately unpinned: the extension is built against whichever torch is installed.
+    install_requires=[
+        "torch>=2.4",
+        "numpy>=1.24",
+        "tqdm>=4.60",
+        "pandas>=2.0",
+        "scipy>=1.10",
+        "matplotlib>=3.7",
+        "seaborn>=0.13",
+        "mlxtend>=0.23",
+        "pyyaml>=6.0",
+    ],
+    extras_require={"workflow": WORKFLOW, "test": WORKFLOW + TEST},
+    entry_points={"console_scripts": ["pyrobust = pyrobust.cli:main"]},
+    zip_safe=False,
+)

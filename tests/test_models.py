@@ -1,0 +1,161 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pyrobust.models import MODELS, build_model, resnet_depth_blocks
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def dense(i: int, o: int) -> int:
+    return i * o + o
+
+
+def expected_resnet_params(depth: int, C: int) -> int:
+    """Count from the architecture: stem, blocks (2 BN + 2 conv3x3 [+ 1x1 shortcut]), final BN, dense."""
+    n = (depth - 2) // 6
+    total = 9 * 3 * 16
+    c_in = 16
+    for width in (16, 32, 64):
+        for _ in range(n):
+            total += 2 * c_in + 9 * c_in * width + 2 * width + 9 * width * width
+            if c_in != width:
+                total += c_in * width
+            c_in = width
+    return total + 2 * 64 + dense(64, C)
+
+
+@pytest.mark.parametrize(
+    "name,C,expected",
+    [
+        ("fc", 10, dense(784, 128) + dense(128, 128) + dense(128, 10)),
+        ("embedding", 2, 5000 * 50 + dense(400 * 50, 2)),
+        # LSTM: 4 gates, each with input and recurrent weights and two bias vectors (PyTorch keeps both)
+        ("lstm", 2, 5000 * 256 + 4 * (512 * 256 + 512 * 512 + 2 * 512) + dense(512, 512) + dense(512, 2)),
+        ("resnet14", 10, expected_resnet_params(14, 10)),
+        ("resnet32", 10, expected_resnet_params(32, 10)),
+        ("resnet44", 100, expected_resnet_params(44, 100)),
+    ],
+)
+def test_parameter_count_matches_architecture(name, C, expected):
+    assert n_params(build_model(name, C)) == expected
+
+
+def test_resnet_parameter_counts_match_the_resnet_paper_scale():
+    # He et al. (2016) report 0.27M parameters for ResNet-20 and 0.46M for ResNet-32 on CIFAR-10 (with
+    # zero-padding shortcuts); our 1x1 projections add 16*32 + 32*64 = 2,560 weights.
+    assert n_params(build_model("resnet32", 10)) == pytest.approx(0.46e6 + 2560, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "name,x",
+    [
+        ("fc", torch.rand(5, 784)),
+        ("embedding", torch.randint(0, 5000, (5, 400))),
+        ("lstm", torch.randint(0, 5000, (5, 23))),
+        ("resnet14", torch.randn(5, 3, 32, 32)),
+    ],
+)
+@pytest.mark.parametrize("bn_head", [False, True])
+def test_output_shape(name, x, bn_head):
+    C = 7
+    model = build_model(name, C, bn_head=bn_head).eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (5, C)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("depth", [14, 32, 44])
+def test_resnet_depth_counts_weight_layers(depth):
+    model = build_model(f"resnet{depth}", 10)
+    convs3x3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(convs3x3) + len(linears) == depth
+    assert resnet_depth_blocks(depth) == (depth - 2) // 6
+
+
+def test_resnet_block_is_preactivation_and_downsamples():
+    model = build_model("resnet14", 10)
+    feats = model.blocks(model.stem(torch.randn(2, 3, 32, 32)))
+    assert feats.shape == (2, 64, 8, 8)
+    block = model.blocks[0]
+    names = [n for n, _ in block.named_children()]
+    assert names[:4] == ["bn1", "conv1", "bn2", "conv2"]
+
+
+@pytest.mark.parametrize("depth", [13, 2, 20.5])
+def test_bad_resnet_depth(depth):
+    with pytest.raises(ValueError, match="6n"):
+        resnet_depth_blocks(depth)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bn_head_is_batchnorm_on_the_logits(name):
+    model = build_model(name, 3, bn_head=True)
+    head = list(model.children())[-1]
+    assert isinstance(head, nn.BatchNorm1d) and head.num_features == 3
+    assert n_params(model) == n_params(build_model(name, 3)) + 2 * 3
+
+
+def test_bn_head_whitens_logits_in_training_mode():
+    model = build_model("fc", 10, bn_head=True).train()
+    out = model(torch.rand(256, 784))
+    assert torch.allclose(out.mean(0), torch.zeros(10), atol=1e-5)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(10), atol=1e-2)
+
+
+def test_paper_initialisation():
+    torch.manual_seed(0)
+    model = build_model("fc", 10)
+    fc1, fc2, out = [m for m in model if isinstance(m, nn.Linear)]
+    # He init before the ReLUs: std sqrt(2 / fan_in)
+    assert fc1.weight.std().item() == pytest.approx(math.sqrt(2 / 784), rel=0.05)
+    assert fc2.weight.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.05)
+    # uniform in [-0.05, 0.05] otherwise: std 0.1 / sqrt(12)
+    assert out.weight.abs().max().item() <= 0.05
+    assert out.weight.std().item() == pytest.approx(0.1 / math.sqrt(12), rel=0.1)
+    for layer in (fc1, fc2, out):
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_dropout_default_and_override():
+    rates = [m.p for m in build_model("fc", 10).modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.5, 0.5]
+    rates = [m.p for m in build_model("fc", 10, dropout=0.2).modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.2, 0.2]
+    assert [m.p for m in build_model("embedding", 2).modules() if isinstance(m, nn.Dropout)] == [0.8]
+    with pytest.raises(ValueError, match="no dropout"):
+        build_model("resnet14", 10, dropout=0.1)
+
+
+def test_lstm_forget_gate_bias_is_one():
+    lstm = build_model("lstm", 2).lstm
+    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+    assert torch.all(bias[512:1024] == 1) and torch.count_nonzero(bias[:512]) == 0
+
+
+def test_same_seed_same_weights():
+    torch.manual_seed(3)
+    a = build_model("resnet14", 10)
+    torch.manual_seed(3)
+    b = build_model("resnet14", 10)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_unknown_model_and_bad_classes():
+    with pytest.raises(ValueError, match="known models: fc, embedding"):
+        build_model("vgg16", 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("fc", 1)
+
+
+def test_embedding_rejects_wrong_length():
+    with pytest.raises(ValueError, match="N x 400"):
+        build_model("embedding", 2)(torch.zeros(2, 10, dtype=torch.long))
