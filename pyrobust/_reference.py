@@ -17,6 +17,8 @@ per-row loss (B,) in float64 for float64 logits and float32 otherwise, with 0 fo
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -50,9 +52,16 @@ def forward_corrected_ce(
 
 
 def backward_corrected_ce(
-    logits: torch.Tensor, target: torch.Tensor, T_inv: torch.Tensor, ignore_index: int = -100
+    logits: torch.Tensor, target: torch.Tensor, T_inv: torch.Tensor, ignore_index: int = -100, clip: float = 0.0
 ) -> torch.Tensor:
-    """Per-row backward-corrected cross-entropy ``sum_j T_inv[y_i, j] (-log_softmax(h_i)_j)``, shape (B,)."""
+    """Per-row backward-corrected cross-entropy ``sum_j T_inv[y_i, j] (-log_softmax(h_i)_j)``, shape (B,).
+
+    With ``clip > 0`` the probabilities are clipped to ``[clip, 1 - clip]`` before the log (zero gradient
+    where clipped), as in the authors' Keras code.
+    """
     logits, T_inv_row, valid = _rows(logits, target, T_inv, ignore_index)
-    loss = -(T_inv_row * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    log_p = torch.log_softmax(logits, dim=1)
+    if clip:
+        log_p = log_p.clamp(math.log(clip), math.log1p(-clip))
+    loss = -(T_inv_row * log_p).sum(dim=1)
     return torch.where(valid, loss, torch.zeros_like(loss))

@@ -121,6 +121,10 @@ class TrainConfig:
     #: (:func:`identity_mix_for`). The true T of Table 2 has cond <= 7; 100 keeps cond_1 <= C * 100 within
     #: the loss's own limit (1e4) for C <= 100.
     backward_max_condition: float = 100.0
+    #: backward corrections clip softmax to [eps, 1 - eps] before the log, as the authors' Keras code
+    #: (1e-7): where T^-1 has negative entries the exact loss is unbounded below and training collapses
+    #: (MNIST-5k, asymmetric N=0.6: backward_est at chance). 0 = the exact loss.
+    backward_clip: float = 1e-7
     device: str = "auto"
     #: None: leave torch's thread count as it is
     threads: int | None = None
@@ -306,11 +310,10 @@ def _make_loss(method: Any, T: torch.Tensor | None, config: TrainConfig) -> tupl
     if T is None:
         return method.make_loss(), 0.0
     if method.name in ("backward", "backward_est"):
-        mix = identity_mix_for(T, config.backward_max_condition)
-        if mix > 0:
-            from pyrobust import BackwardCorrectedLoss
+        from pyrobust import BackwardCorrectedLoss
 
-            return BackwardCorrectedLoss(T, identity_mix=mix), mix
+        mix = identity_mix_for(T, config.backward_max_condition)
+        return BackwardCorrectedLoss(T, identity_mix=mix, clip=config.backward_clip), mix
     return method.make_loss(T), 0.0
 
 

@@ -72,6 +72,12 @@ def _check_same_device(name: str, M: torch.Tensor, logits: torch.Tensor) -> None
         raise ValueError(f"logits are on {logits.device} but {name} is on {M.device}")
 
 
+def _check_clip(clip: float) -> float:
+    if not 0.0 <= clip < 0.5:
+        raise ValueError(f"clip must lie in [0, 0.5), got {clip}")
+    return float(clip)
+
+
 def _check_identity_mix(identity_mix: float) -> float:
     if not 0.0 <= identity_mix <= 1.0:
         raise ValueError(f"identity_mix must lie in [0, 1], got {identity_mix}")
@@ -126,17 +132,26 @@ def _check_T_inv(T_inv: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def _corrected_loss(
-    kind: str, logits: torch.Tensor, target: torch.Tensor, table: torch.Tensor, reduction: str, ignore_index: int
+    kind: str,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    table: torch.Tensor,
+    reduction: str,
+    ignore_index: int,
+    clip: float = 0.0,
 ) -> torch.Tensor:
     """Per-row loss from the compiled op (or the reference), then the reduction of ``F.cross_entropy``."""
     impl = backend(logits.device)
     if impl == "cpp" and logits.dtype not in (torch.float32, torch.float64):
         logits = logits.float()  # the CPU kernels run float16/bfloat16 in float32; autograd casts back
     table = table.to(dtype=_table_dtype(logits.dtype))
-    if impl == "reference" or table.requires_grad:
+    # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
+    if impl == "reference" or table.requires_grad or clip:
         _reference.check_targets(target, logits.shape[1], ignore_index)
-        ref = _reference.forward_corrected_ce if kind == "forward" else _reference.backward_corrected_ce
-        loss = ref(logits, target, table, ignore_index)
+        if kind == "forward":
+            loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)
+        else:
+            loss = _reference.backward_corrected_ce(logits, target, table, ignore_index, clip)
     else:
         op = torch.ops.pyrobust.forward_corrected_ce if kind == "forward" else torch.ops.pyrobust.backward_corrected_ce
         loss, _ = op(logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index)
@@ -187,13 +202,18 @@ def backward_corrected_cross_entropy(
     reduction: str = "mean",
     ignore_index: int = -100,
     identity_mix: float = 0.0,
+    clip: float = 0.0,
 ) -> torch.Tensor:
     """Backward-corrected cross-entropy (Patrini et al., Theorem 1): ``(T^{-1} l(h))_y``.
 
     ``loss_i = sum_j T^{-1}[y_i, j] (-log softmax(logits_i)_j)``, where ``l(h)`` is the vector of the C
     cross-entropies. Unbiased: ``E_{y~ | y} loss(y~) = CE(y)`` for noisy labels drawn from T. It may be
-    negative. With ``identity_mix = lam`` the inverse is of ``(1 - lam) T + lam I`` (the remedy of the
-    paper for an ill-conditioned T).
+    negative, and where ``T^{-1}`` has negative entries it is unbounded below: a network can lower it
+    without limit by driving ``softmax(h)_j -> 0`` for those classes. With ``identity_mix = lam`` the
+    inverse is of ``(1 - lam) T + lam I`` (the remedy of the paper for an ill-conditioned T). With
+    ``clip = eps > 0`` the probabilities are clipped to ``[eps, 1 - eps]`` before the log (zero gradient
+    where clipped), which bounds the loss; the authors' Keras code does this with ``eps = 1e-7``. The
+    clipped loss is computed by the plain-PyTorch formula (``pyrobust._reference``), not the fused kernel.
 
     Hessians (Theorem 4): with ReLU networks the loss differs from plain cross-entropy only by a term
     linear in the logits, so its Hessian equals that of cross-entropy with respect to the logits and to
@@ -209,12 +229,14 @@ def backward_corrected_cross_entropy(
         reduction: ``"mean"`` (over non-ignored rows), ``"sum"`` or ``"none"``.
         ignore_index: target value whose rows contribute 0 loss and 0 gradient.
         identity_mix: ``lam`` in [0, 1]; invert ``(1 - lam) T + lam I`` instead of T.
+        clip: ``eps`` in [0, 0.5); 0 (default) is the exact, unclipped loss.
 
     Returns:
         The reduced loss (scalar), or (B,) for ``"none"``; float64 for float64 logits, else float32.
     """
     num_classes = _check_inputs(logits, target, reduction)
     identity_mix = _check_identity_mix(identity_mix)
+    clip = _check_clip(clip)
     if (T is None) == (T_inv is None):
         raise ValueError("pass exactly one of T and T_inv")
     if T_inv is None:
@@ -226,7 +248,7 @@ def backward_corrected_cross_entropy(
             raise ValueError("identity_mix applies to T; it cannot be combined with T_inv")
         T_inv = _check_T_inv(T_inv, num_classes)
         _check_same_device("T_inv", T_inv, logits)
-    return _corrected_loss("backward", logits, target, T_inv, reduction, ignore_index)
+    return _corrected_loss("backward", logits, target, T_inv, reduction, ignore_index, clip)
 
 
 # --- modules ------------------------------------------------------------------------------------------
@@ -263,11 +285,15 @@ class _CorrectedLoss(nn.Module):
             self._tables[key] = table
         return table
 
+    clip = 0.0
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         num_classes = _check_inputs(logits, target, self.reduction)
         if num_classes != self._T.shape[0]:
             raise ValueError(f"T is {self._T.shape[0]} x {self._T.shape[0]} but the logits have {num_classes} classes")
-        return _corrected_loss(self._kind, logits, target, self._table(logits), self.reduction, self.ignore_index)
+        return _corrected_loss(
+            self._kind, logits, target, self._table(logits), self.reduction, self.ignore_index, self.clip
+        )
 
     def extra_repr(self) -> str:
         return f"num_classes={self._T.shape[0]}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
@@ -291,17 +317,24 @@ class BackwardCorrectedLoss(_CorrectedLoss):
 
     ``loss(logits (B, C), target (B,))``; T (C x C) is validated (including its condition number, after
     mixing ``(1 - identity_mix) T + identity_mix I``) once at construction, and ``T^{-1}`` cached per
-    device and dtype. Theorem 4 caveat: the Hessian equals that of plain cross-entropy w.r.t. the logits
-    and the last layer's weights, not w.r.t. all parameters (see the function).
+    device and dtype; ``clip`` as in the function. Theorem 4 caveat: the Hessian equals that of plain
+    cross-entropy w.r.t. the logits and the last layer's weights, not w.r.t. all parameters (see the
+    function).
     """
 
     _kind = "backward"
 
     def __init__(
-        self, T: torch.Tensor, reduction: str = "mean", ignore_index: int = -100, identity_mix: float = 0.0
+        self,
+        T: torch.Tensor,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+        identity_mix: float = 0.0,
+        clip: float = 0.0,
     ) -> None:
         super().__init__(T, reduction, ignore_index)
         self.identity_mix = _check_identity_mix(identity_mix)
+        self.clip = _check_clip(clip)
         self._T_inv = _inverse(self._T, self.identity_mix)
 
     def _derive(self, T: torch.Tensor) -> torch.Tensor:

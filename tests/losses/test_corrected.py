@@ -1,5 +1,7 @@
 """pyrobust.losses.corrected: the forward/backward corrected cross-entropies against independent formulas."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -347,3 +349,39 @@ def test_bad_inputs():
 def test_reference_fallback_checks_targets():
     with pytest.raises(IndexError, match=r"target\[2\] = 7 is out of range for 5 classes"):
         _reference.check_targets(torch.tensor([0, -100, 7]), 5, -100)
+
+
+def test_backward_clip_matches_the_clipped_formula_and_bounds_the_loss():
+    """clip=eps: -sum_j T^-1[y, j] log clip(p_j, eps, 1 - eps), zero gradient where p is clipped."""
+    T = mnist_T(0.6)
+    T_inv = torch.linalg.inv(T)
+    assert (T_inv < 0).any()  # the case where the exact loss is unbounded below
+    eps = 1e-7
+    logits = torch.randn(16, 10, dtype=torch.float64) * 30  # many probabilities below eps
+    target = torch.arange(16) % 10
+    logits.requires_grad_(True)
+    loss = pyrobust.backward_corrected_cross_entropy(logits, target, T, reduction="none", clip=eps)
+    p = torch.softmax(logits.detach(), dim=1)
+    expected = -(T_inv[target] * p.clamp(eps, 1 - eps).log()).sum(dim=1)
+    torch.testing.assert_close(loss.detach(), expected)
+    loss.sum().backward()
+    # d/dh_k of -sum_j w_j log p_j over the unclipped j: p_k * sum_{j unclipped} w_j - w_k [k unclipped]
+    w = T_inv[target]
+    inside = (p > eps) & (p < 1 - eps)
+    expected_grad = p * (w * inside).sum(dim=1, keepdim=True) - w * inside
+    torch.testing.assert_close(logits.grad, expected_grad)
+    # bounded: -log(eps) times the negative mass of each T^-1 row, whatever the logits
+    bound = (T_inv.clamp(max=0).sum(dim=1) * -math.log(eps))[target]
+    assert (loss.detach() >= bound - 1e-9).all()
+    # clip=0 is the exact (fused) loss
+    exact = pyrobust.backward_corrected_cross_entropy(logits.detach(), target, T, reduction="none")
+    torch.testing.assert_close(exact, paper_backward(logits.detach(), target, T))
+    module = pyrobust.BackwardCorrectedLoss(T, reduction="none", clip=eps)
+    torch.testing.assert_close(module(logits.detach(), target), expected)
+
+
+@pytest.mark.parametrize("clip", [-1e-7, 0.5, 1.0])
+def test_backward_clip_out_of_range_raises(clip):
+    logits, target = torch.randn(4, 10), torch.arange(4)
+    with pytest.raises(ValueError, match=r"clip must lie in \[0, 0.5\)"):
+        pyrobust.backward_corrected_cross_entropy(logits, target, mnist_T(0.2), clip=clip)
