@@ -28,12 +28,15 @@ def _corrupt(args: argparse.Namespace) -> None:
     from pyrobust.noise import noise_rate
     from pyrobust.train import corrupt_labels
 
-    data = load(args.dataset, args.data_root)
-    noisy = corrupt_labels(data, args.noise, args.N, args.seed)
-    noisy.save(args.out)
-    rate = noise_rate(data.y_train.numpy(), noisy.labels)
-    print(f"wrote {args.out}: {len(noisy.labels)} {args.dataset} training labels, {args.noise} N={args.N}, "
-          f"{100 * rate:.1f}% flipped")
+    if len(args.seed) != len(args.out):
+        raise ValueError(f"give one --out per --seed: got {len(args.seed)} seeds and {len(args.out)} outputs")
+    data = load(args.dataset, args.data_root)  # loaded once for all seeds: start-up dominates this command
+    for seed, out in zip(args.seed, args.out):
+        noisy = corrupt_labels(data, args.noise, args.N, seed)
+        noisy.save(out)
+        rate = noise_rate(data.y_train.numpy(), noisy.labels)
+        print(f"wrote {out}: {len(noisy.labels)} {args.dataset} training labels, {args.noise} N={args.N}, "
+              f"seed {seed}, {100 * rate:.1f}% flipped")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -128,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=datasets)
     p.add_argument("--noise", required=True, choices=("none", "symmetric", "asymmetric"))
     p.add_argument("--N", type=float, required=True, help="noise level in [0, 1] (section 5.1)")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output .npz: noisy labels and T")
+    p.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds")
+    p.add_argument("--out", nargs="+", required=True, help="output .npz per seed: noisy labels and T")
     p.add_argument("--data-root")
     p.set_defaults(func=_corrupt)
 

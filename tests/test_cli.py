@@ -90,3 +90,22 @@ def test_console_help_is_quick_and_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "pyrobust.cli", "--help"], capture_output=True, text=True, check=True)
     for command in ("fetch", "corrupt", "train", "estimate", "report"):
         assert command in out.stdout
+
+
+def test_corrupt_writes_one_file_per_seed_as_single_seed_runs_do(tmp_path, capsys):
+    outs = [tmp_path / "many" / f"seed{s}.npz" for s in (0, 3)]
+    assert run("corrupt", "--dataset", "mnist5k", "--noise", "asymmetric", "--N", 0.2, "--seed", 0, 3,
+               "--out", *outs) == 0
+    for seed, out in zip((0, 3), outs):
+        single = tmp_path / f"single{seed}.npz"
+        assert run("corrupt", "--dataset", "mnist5k", "--noise", "asymmetric", "--N", 0.2, "--seed", seed,
+                   "--out", single) == 0
+        with np.load(out, allow_pickle=False) as a, np.load(single, allow_pickle=False) as b:
+            np.testing.assert_array_equal(a["labels"], b["labels"])
+            assert int(a["seed"]) == seed
+    with np.load(outs[0], allow_pickle=False) as a, np.load(outs[1], allow_pickle=False) as b:
+        assert (a["labels"] != b["labels"]).any()
+    capsys.readouterr()
+    assert run("corrupt", "--dataset", "mnist5k", "--noise", "none", "--N", 0, "--seed", 0, 1,
+               "--out", tmp_path / "x.npz") == 2
+    assert "one --out per --seed" in capsys.readouterr().err

@@ -141,8 +141,9 @@ def run_dir(wildcards):
 
 
 def noisy_labels(wildcards):
+    """The folder of one noise setting's noisy labels (``seed<k>.npz``): one job writes every seed."""
     w = wildcards
-    return f"{RESULTS}/{w.dataset}/labels/{w.noise}-{w.N}/seed{w.seed}.npz"
+    return f"{RESULTS}/{w.dataset}/labels/{w.noise}-{w.N}"
 
 
 def data_ready(wildcards):

@@ -10,22 +10,26 @@ side by side) every method is its own job.
 
 
 rule corrupt_labels:
-    """The noisy training labels of one noise setting and seed, with the true T (shared by all networks)."""
+    """The noisy training labels of one noise setting, all seeds in one job (shared by all networks)."""
     input:
         data_ready,
     output:
-        f"{RESULTS}/{{dataset}}/labels/{{noise}}-{{N}}/seed{{seed}}.npz",
+        directory(f"{RESULTS}/{{dataset}}/labels/{{noise}}-{{N}}"),
     log:
-        f"{LOGS}/{{dataset}}/labels/{{noise}}-{{N}}/seed{{seed}}.log",
+        f"{LOGS}/{{dataset}}/labels/{{noise}}-{{N}}.log",
     conda:
         "../envs/pyrobust.yaml"
     params:
         data_root=config["data_root"],
         code=TRAINING_CODE,
+        seeds=lambda wildcards: " ".join(str(s) for s in seeds(wildcards.dataset)),
+        outs=lambda wildcards, output: " ".join(
+            f"{output[0]}/seed{s}.npz" for s in seeds(wildcards.dataset)
+        ),
     shell:
         "PYROBUST_DATA={params.data_root:q} "
         "pyrobust corrupt --dataset {wildcards.dataset} --noise {wildcards.noise} "
-        "--N {wildcards.N} --seed {wildcards.seed} --out {output} > {log} 2>&1"
+        "--N {wildcards.N} --seed {params.seeds} --out {params.outs} > {log} 2>&1"
 
 
 if not BATCHED and TRAIN_CROSS_ENTROPY:
@@ -53,7 +57,7 @@ if not BATCHED and TRAIN_CROSS_ENTROPY:
         shell:
             "PYROBUST_DATA={params.data_root:q} "
             "pyrobust train {params.options} --threads {threads} --method cross_entropy {params.save_probs} "
-            "--noisy-labels {input.labels} --out-dir {params.out_dir} > {log} 2>&1"
+            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
 
 
 if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
@@ -88,7 +92,7 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
         shell:
             "PYROBUST_DATA={params.data_root:q} "
             "pyrobust train {params.options} --threads {threads} {params.methods} {params.save_probs} "
-            "--noisy-labels {input.labels} --out-dir {params.out_dir} > {log} 2>&1"
+            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule estimate_transition_matrix:
@@ -111,7 +115,7 @@ rule estimate_transition_matrix:
         ),
         code=TRAINING_CODE,
     shell:
-        "pyrobust estimate --probs {input.probs} --noisy-labels {input.labels} "
+        "pyrobust estimate --probs {input.probs} --noisy-labels {input.labels}/seed{wildcards.seed}.npz "
         "{params.estimator} --out {output.T_hat} > {log} 2>&1"
 
 
@@ -143,4 +147,4 @@ if METHODS_WITH_T_HAT:
         shell:
             "PYROBUST_DATA={params.data_root:q} "
             "pyrobust train {params.options} --threads {threads} {params.methods} --T-hat {input.T_hat} "
-            "--noisy-labels {input.labels} --out-dir {params.out_dir} > {log} 2>&1"
+            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
