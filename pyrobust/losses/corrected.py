@@ -258,6 +258,9 @@ class _CorrectedLoss(nn.Module):
     """Shared by the two modules: T checked once, its derived table cached per (device, dtype)."""
 
     _kind: str
+    #: probability clip of the backward correction (``BackwardCorrectedLoss(clip=...)``); the forward
+    #: correction is always exact
+    clip: float = 0.0
 
     def __init__(self, T: torch.Tensor, reduction: str = "mean", ignore_index: int = -100) -> None:
         super().__init__()
@@ -284,8 +287,6 @@ class _CorrectedLoss(nn.Module):
             table = self._derive(self._T).to(device=key[0], dtype=key[1]).contiguous()
             self._tables[key] = table
         return table
-
-    clip = 0.0
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         num_classes = _check_inputs(logits, target, self.reduction)
