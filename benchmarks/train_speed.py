@@ -1,9 +1,10 @@
 """Training speed of ``pyrobust.train`` (run: ``python benchmarks/train_speed.py [--cuda-only|--cpu-only]``).
 
 1. MNIST-5k, fully connected net, 40 epochs (the paper's schedule), ``forward`` and ``cross_entropy``, on
-   one CPU thread. Target: <= 2 s per run. Printed side by side with a bare PyTorch loop doing the same
-   work (same net, AdaGrad, batch 128, same epochs, ``F.cross_entropy``, one validation pass per epoch),
-   so the ratio shows what the trainer adds over the minimum.
+   one CPU thread. Target: <= 2 s per run (CPU time, best of ``--repeats``). Printed side by side with a
+   bare PyTorch loop doing the same work (same net, AdaGrad, batch 128, same epochs, ``F.cross_entropy``,
+   one validation pass per epoch), written as a PyTorch expert would, so the trainer/bare ratio shows what
+   the trainer adds over the minimum.
 2. When CUDA is available: one epoch of ResNet-14 on CIFAR-shaped random data (50,000 x 3 x 32 x 32,
    batch 128, bf16 autocast, channels_last, crop + flip augmentation, validation on 5,000).
    Target: <= 4 s per epoch on an H100.
@@ -21,28 +22,36 @@ from pyrobust.data import load
 from pyrobust.models import build_model
 from pyrobust.train import NoisyLabels, TrainConfig, corrupt_labels, train_methods
 
+TARGET_S = 2.0  # issue 4: MNIST-5k fc, 40 epochs, one CPU thread
+
 
 def bare_loop(data, noisy: NoisyLabels, epochs: int) -> tuple[float, float]:
-    """The minimum: the same net and optimiser in a plain loop. Returns (wall, CPU) seconds."""
+    """The minimum: the same net (``build_model("fc")``) and optimiser in the plain loop a PyTorch expert
+    would write for data this small: tensors in memory, one gather per epoch into reused buffers and
+    batches as slices of it, ``torch.optim.Adagrad(fused=True)``, gradients set to None, validation under
+    ``inference_mode`` with one ``.item()`` per epoch. Returns (wall, CPU) seconds."""
     torch.manual_seed(0)
     x, y = data.x_train, torch.from_numpy(noisy.labels)
     perm = torch.randperm(len(y))
     val, tr = perm[: len(y) // 10], perm[len(y) // 10 :]
-    model = build_model("fc", 10)
-    opt = torch.optim.Adagrad(model.parameters(), lr=0.01, eps=1e-6)
+    x_val, y_val = x[val], y[val]
+    x_epoch, y_epoch = x.new_empty((len(tr), x.shape[1])), y.new_empty(len(tr))
     start, cpu = time.perf_counter(), time.process_time()
+    model = build_model("fc", 10)
+    opt = torch.optim.Adagrad(model.parameters(), lr=0.01, eps=1e-6, fused=True)
     for _ in range(epochs):
         model.train()
         order = tr[torch.randperm(len(tr))]
+        torch.index_select(x, 0, order, out=x_epoch)
+        torch.index_select(y, 0, order, out=y_epoch)
         for s in range(0, len(order), 128):
-            idx = order[s : s + 128]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = F.cross_entropy(model(x_epoch[s : s + 128]), y_epoch[s : s + 128])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         model.eval()
-        with torch.no_grad():
-            F.cross_entropy(model(x[val]), y[val]).item()
+        with torch.inference_mode():
+            F.cross_entropy(model(x_val), y_val).item()
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -52,20 +61,30 @@ def cpu_benchmark(repeats: int) -> None:
     noisy = corrupt_labels(data, "asymmetric", 0.6, seed=0)
     config = TrainConfig.paper("mnist5k", "cross_entropy", noise="asymmetric", N=0.6, threads=1, device="cpu")
     print(f"MNIST-5k fc, {config.epochs} epochs, 1 CPU thread ({len(data.y_train)} train+val examples); best of "
-          f"{repeats}. CPU time is what a run costs on a shared machine; wall time is what it costs alone.")
-    bare_wall, bare_cpu = min(bare_loop(data, noisy, config.epochs) for _ in range(repeats))
-    print(f"  bare PyTorch loop       wall {bare_wall:6.2f} s  CPU {bare_cpu:6.2f} s")
-    for method in ("cross_entropy", "forward"):
-        times = []
+          f"{repeats}. CPU time is what a run costs on a shared machine; wall time is what it costs alone. 'first' "
+          "is the first such run in this process, with the one-off costs of its code path (lazy imports: "
+          "building a torch.optim optimizer imports torch._dynamo).")
+    # the trainer first, so that its first run is the process's first and pays only its own one-off costs
+    runs: dict[str, list[tuple[float, float]]] = {"cross_entropy": [], "forward": []}
+    accuracy = {}
+    for method in runs:
         for _ in range(repeats):
             start, cpu = time.perf_counter(), time.process_time()
             record = train_methods(config, [method], data=data, noisy=noisy, progress=False)[0]
-            times.append((time.perf_counter() - start, time.process_time() - cpu))
-        wall, cpu = min(times)
-        verdict = "ok" if cpu <= 2.0 else "above the 2 s target"
-        print(f"  pyrobust {method:<14} wall {wall:6.2f} s  CPU {cpu:6.2f} s  ({cpu / bare_cpu:.2f}x bare CPU; "
-              f"{cpu / config.epochs * 1000:.0f} ms/epoch; test acc {record['test_accuracy']:.1f}%)  "
-              f"target <= 2 s: {verdict}")
+            runs[method].append((time.perf_counter() - start, time.process_time() - cpu))
+            accuracy[method] = record["test_accuracy"]
+    runs["bare"] = [bare_loop(data, noisy, config.epochs) for _ in range(repeats)]
+
+    best = {name: (min(w for w, _ in times), min(c for _, c in times)) for name, times in runs.items()}
+    bare_wall, bare_cpu = best["bare"]
+    first_bare = runs["bare"][0][1]
+    print(f"  {'bare PyTorch loop':<24} wall {bare_wall:5.2f} s  CPU {bare_cpu:5.2f} s  (first {first_bare:.2f} s)")
+    for method in ("cross_entropy", "forward"):
+        wall, cpu = best[method]
+        verdict = "met" if cpu <= TARGET_S else "NOT met"
+        print(f"  {'pyrobust ' + method:<24} wall {wall:5.2f} s  CPU {cpu:5.2f} s  (first {runs[method][0][1]:.2f} s; "
+              f"trainer/bare {cpu / bare_cpu:.2f}; {cpu / config.epochs * 1000:.0f} ms/epoch; "
+              f"test acc {accuracy[method]:.1f}%)  target <= {TARGET_S:g} s: {verdict}")
 
 
 def cuda_benchmark() -> None:

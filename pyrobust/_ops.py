@@ -5,10 +5,12 @@ The schemas live in ``kernels/ops.cpp`` and the kernels in ``kernels/cpu`` and `
 
 * ``register_fake``: shapes and dtypes for ``torch.compile`` / fake tensors;
 * autograd is registered in C++ (``kernels/ops.cpp``), so that forward and backward run no Python:
-  the forward already returns ``d loss_i / d logits_i`` and the backward is
-  ``scale_grad(grad, grad_loss) = grad * grad_loss[:, None]``. ``scale_grad`` has no derivative:
-  a backward with ``create_graph=True`` (Hessians, gradient penalties) raises rather than silently
-  dropping the second-order term;
+  the ops reduce the loss themselves (``reduction``: 0 none, 1 mean, 2 sum, as ``at::Reduction``) and
+  return ``d loss / d logits`` with it; the backward is ``scale_grad(grad, grad_loss)`` (``grad *
+  grad_loss[:, None]``, or ``grad * grad_loss`` for a reduced loss), and nothing at all when a reduced
+  loss on CPU starts the backward (its gradient is 1). ``scale_grad`` has no derivative: a backward
+  with ``create_graph=True`` (Hessians, gradient penalties) raises rather than silently dropping the
+  second-order term;
 * ``register_autocast`` on CPU: under ``torch.autocast("cpu")`` the losses run in float32 (the CPU
   kernels take float32/float64). On CUDA the kernels take float16/bfloat16 directly.
 """
@@ -27,7 +29,10 @@ except ImportError as err:  # the extension was not built, or was built against 
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["backend", "available"]
+__all__ = ["backend", "available", "REDUCTIONS"]
+
+#: The ops' ``reduction`` codes, those of ``at::Reduction`` (``torch.nn._reduction.get_enum``).
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 _LOSS_OPS = ("pyrobust::forward_corrected_ce", "pyrobust::backward_corrected_ce")
 _warned: set[str] = set()
@@ -82,16 +87,18 @@ def _table_dtype(logits_dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if logits_dtype == torch.float64 else torch.float32
 
 
-def _fake_loss(logits, target, table, ignore_index):
+def _fake_loss(logits, target, table, ignore_index=-100, reduction=0):
     torch._check(logits.dim() == 2, lambda: f"logits must be 2-D (B, C), got {logits.dim()}-D")
     torch._check(target.shape == logits.shape[:1], lambda: "target must have shape (B,)")
     torch._check(table.shape == (logits.shape[1], logits.shape[1]), lambda: "table must be C x C")
-    loss = logits.new_empty(logits.shape[:1], dtype=_table_dtype(logits.dtype))
+    torch._check(reduction in REDUCTIONS.values(), lambda: f"reduction must be 0, 1 or 2, got {reduction}")
+    loss_shape = logits.shape[:1] if reduction == REDUCTIONS["none"] else ()
+    loss = logits.new_empty(loss_shape, dtype=_table_dtype(logits.dtype))
     return loss, torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
 def _fake_scale_grad(grad, grad_loss):
-    torch._check(grad_loss.shape == grad.shape[:1], lambda: "grad_loss must have shape (B,)")
+    torch._check(grad_loss.dim() == 0 or grad_loss.shape == grad.shape[:1], lambda: "grad_loss must be () or (B,)")
     return torch.empty_like(grad, memory_format=torch.contiguous_format)
 
 
@@ -105,3 +112,6 @@ if _C is not None:
         torch.library.register_fake(_op)(_fake_loss)
         torch.library.register_autocast(_op, "cpu", torch.float32)
     torch.library.register_fake("pyrobust::scale_grad")(_fake_scale_grad)
+    torch.library.register_fake("pyrobust::dropout_mask")(
+        lambda self, p, *, generator=None: torch.empty_like(self, memory_format=torch.contiguous_format)
+    )

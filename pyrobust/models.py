@@ -16,6 +16,8 @@ name           architecture                                                     
 Initialisation follows the paper: weights feeding a ReLU get He et al.'s normal init (std ``sqrt(2 /
 fan_in)``), every other weight is uniform in ``[-0.05, 0.05]``; biases start at 0, batch norm at (1, 0).
 
+Dropout layers are :class:`Dropout`: ``nn.Dropout`` with a cheaper mask on CPU.
+
 ``bn_head=True`` appends ``BatchNorm1d(C)`` on the logits: the paper stacks it before the unhinged and
 sigmoid losses, which otherwise diverge (unbounded) or saturate (section 5.2).
 """
@@ -25,7 +27,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "build_model", "resnet_depth_blocks"]
+from pyrobust import _ops
+
+__all__ = ["MODELS", "Dropout", "build_model", "resnet_depth_blocks"]
 
 #: Names accepted by :func:`build_model`.
 MODELS = ("fc", "embedding", "lstm", "resnet14", "resnet32", "resnet44")
@@ -59,6 +63,31 @@ def _uniform_init(layer: nn.Module) -> None:
         nn.init.zeros_(layer.bias)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (inverted dropout: zero each element with probability ``p``, scale the rest by
+    ``1 / (1 - p)``) with a cheaper mask on CPU.
+
+    torch's CPU samplers run a Mersenne Twister one element at a time: the two masks of the MNIST network
+    cost more than anything in its training step but the matrix products. On CPU (float32/float64) the mask
+    comes from ``torch.ops.pyrobust.dropout_mask`` instead: a counter-based hash of each element's index
+    under a key drawn from torch's generator, so ``torch.manual_seed`` still fixes it, and it does not
+    depend on the number of threads. Elsewhere (other devices and dtypes, ``inplace``, ``p`` of 0 or 1, or
+    without the compiled extension) this is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not self.training
+            or self.inplace
+            or not 0.0 < self.p < 1.0
+            or x.dtype not in (torch.float32, torch.float64)
+            or x.device.type != "cpu"
+            or not _ops.available()
+        ):
+            return super().forward(x)
+        return x * torch.ops.pyrobust.dropout_mask(x, self.p)
+
+
 class FullyConnected(nn.Sequential):
     """MNIST network: ``x (N, 784) -> logits (N, C)`` through two ReLU layers of 128 units with dropout."""
 
@@ -67,7 +96,7 @@ class FullyConnected(nn.Sequential):
         _he_init(fc1)
         _he_init(fc2)
         _uniform_init(out)
-        super().__init__(fc1, nn.ReLU(), nn.Dropout(dropout), fc2, nn.ReLU(), nn.Dropout(dropout), out)
+        super().__init__(fc1, nn.ReLU(), Dropout(dropout), fc2, nn.ReLU(), Dropout(dropout), out)
 
 
 class WordEmbedding(nn.Module):
@@ -90,7 +119,7 @@ class WordEmbedding(nn.Module):
         super().__init__()
         self.sequence_length = sequence_length
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(sequence_length * embedding_dim, num_classes)
         _uniform_init(self.embedding)
         _uniform_init(self.out)
@@ -127,7 +156,7 @@ class EmbeddingLSTM(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.lstm = nn.LSTM(embedding_dim, hidden, batch_first=True)
         self.dense = nn.Linear(hidden, dense)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(dense, num_classes)
         _uniform_init(self.embedding)
         for name, weight in self.lstm.named_parameters():

@@ -23,10 +23,12 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 import typing
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -335,6 +337,17 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+def _set_deterministic_algorithms(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` without its import of ``torch._inductor`` (and with it dynamo
+    and sympy: about 1 s of CPU in every fresh process, half an MNIST run). That import only serves to set
+    the same flag for compiled code; the trainer compiles nothing, so until inductor is loaded by someone
+    else, set the eager (ATen) flag alone, which is all the public function does besides."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+
+
 @contextmanager
 def _deterministic(enabled: bool):
     """Deterministic algorithms only (an error on any op without one), restored on exit.
@@ -344,14 +357,19 @@ def _deterministic(enabled: bool):
     """
     import torch.utils.deterministic as det
 
-    previous = torch.are_deterministic_algorithms_enabled(), det.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(enabled or previous[0])
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    if enabled:
+        _set_deterministic_algorithms(True, warn_only=False)
     det.fill_uninitialized_memory = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous[0])
-        det.fill_uninitialized_memory = previous[1]
+        _set_deterministic_algorithms(*previous[:2])
+        det.fill_uninitialized_memory = previous[2]
 
 
 @dataclass
@@ -403,19 +421,72 @@ def _autocast(prep: _Prepared, config: TrainConfig):
     return nullcontext()
 
 
-def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+class _Adagrad:
+    """AdaGrad as :class:`TrainConfig` defines it, by the kernel of ``torch.optim.Adagrad(fused=True)`` called
+    directly: the same update, bit for bit.
+
+    What it leaves out is torch.optim's per-step Python (hooks, profiler ranges, dynamo guards, regrouping
+    the tensors), which costs the MNIST network more time than the update itself, and the import of
+    ``torch._dynamo`` that building any torch.optim optimizer triggers (about 1 s of every fresh process).
+    It has the part of the optimizer interface the trainer uses: ``param_groups[0]["lr"]``, ``zero_grad``,
+    ``step``.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], *, lr: float, eps: float, weight_decay: float = 0.0):
+        self.params = list(params)
+        kinds = {(p.device, p.dtype) for p in self.params}
+        if len(kinds) > 1 or not all(dtype.is_floating_point for _, dtype in kinds):
+            raise ValueError("_Adagrad takes floating-point parameters of one device and dtype")
+        self.param_groups = [{"params": self.params, "lr": lr}]
+        self.eps, self.weight_decay = eps, weight_decay
+        self.sums = [torch.zeros_like(p) for p in self.params]  # sum of squared gradients, from 0 (Duchi)
+        # the kernel's step count (float32, one per parameter): it only enters through lr_decay, which is 0
+        self._step = torch.zeros((), dtype=torch.float32, device=self.params[0].device if self.params else None)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        params, grads, sums = self.params, [p.grad for p in self.params], self.sums
+        if any(g is None for g in grads):  # as torch.optim: parameters without a gradient are left alone
+            live = [i for i, g in enumerate(grads) if g is not None]
+            params, grads, sums = [params[i] for i in live], [grads[i] for i in live], [sums[i] for i in live]
+        if not params:
+            return
+        self._step += 1
+        with torch.no_grad():
+            torch._fused_adagrad_(
+                params, grads, sums, [self._step] * len(params), lr=self.param_groups[0]["lr"], lr_decay=0.0,
+                weight_decay=self.weight_decay, eps=self.eps, maximize=False,
+            )
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> _Adagrad | torch.optim.Optimizer:
     params = list(model.parameters())
-    # one fused kernel per step instead of several ops per parameter: the optimiser step is a large share
-    # of a small network's time (MNIST fc), and fused steps are as deterministic as the loop
+    # one fused kernel per step instead of several ops per parameter, as deterministic as the loop
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if config.optimizer == "adagrad":
+        if all(p.device.type == "cpu" for p in params):
+            return _Adagrad(params, lr=config.lr, eps=config.adagrad_eps, weight_decay=config.weight_decay)
+        # elsewhere the per-step Python matters less than whether this torch has the fused kernel there
         return torch.optim.Adagrad(
             params, lr=config.lr, eps=config.adagrad_eps, initial_accumulator_value=0.0,
-            weight_decay=config.weight_decay, fused=fused,
+            weight_decay=config.weight_decay, foreach=True,
         )
     return torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
     )
+
+
+def _learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (from 1): ``lr``, times ``lr_gamma`` at each milestone already passed,
+    in the order and grouping of torch's ``MultiStepLR`` (the same floats)."""
+    lr = config.lr
+    for milestone, count in sorted(Counter(config.lr_milestones).items()):
+        if milestone < epoch:
+            lr *= config.lr_gamma**count
+    return lr
 
 
 def _logits(model: nn.Module, x: torch.Tensor, prep: _Prepared, config: TrainConfig) -> torch.Tensor:
@@ -427,7 +498,7 @@ def _logits(model: nn.Module, x: torch.Tensor, prep: _Prepared, config: TrainCon
     return out.float()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _evaluate(
     model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None,
     prep: _Prepared, config: TrainConfig,
@@ -449,7 +520,7 @@ def _evaluate(
     return (total_loss / n if loss_fn is not None else math.nan), 100.0 * correct / n
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _probabilities(model: nn.Module, prep: _Prepared, config: TrainConfig) -> np.ndarray:
     """``softmax(model(x))`` on the whole training set (train + val, original order): float32 (n, C)."""
     model.eval()
@@ -460,6 +531,28 @@ def _probabilities(model: nn.Module, prep: _Prepared, config: TrainConfig) -> np
     return torch.cat(out).numpy().astype(np.float32)
 
 
+class _Snapshot:
+    """A copy of a model's parameters and buffers in preallocated tensors, taken and restored in place.
+
+    Taking it is one ``copy_`` per tensor (no allocation per improved epoch); it holds the state dict's
+    detached views, so it follows in-place updates (optimiser steps, batch-norm statistics) of ``model``.
+    """
+
+    def __init__(self, model: nn.Module):
+        self._live = model.state_dict()
+        self._saved = {k: torch.empty_like(v) for k, v in self._live.items()}
+
+    @torch.no_grad()
+    def take(self) -> None:
+        for k, v in self._live.items():
+            self._saved[k].copy_(v)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for k, v in self._live.items():
+            v.copy_(self._saved[k])
+
+
 def _fit(
     config: TrainConfig, model: nn.Module, loss_fn: nn.Module, prep: _Prepared, progress: bool | None
 ) -> dict[str, Any]:
@@ -467,11 +560,6 @@ def _fit(
     from tqdm.auto import tqdm
 
     optimizer = _optimizer(config, model)
-    scheduler = (
-        torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), gamma=config.lr_gamma)
-        if config.lr_milestones
-        else None
-    )
     order_gen = torch.Generator().manual_seed(_derived_seed(config.seed, "batch-order"))
     augment_gen = None
     if config.augment:
@@ -482,45 +570,50 @@ def _fit(
     bs = config.batch_size
     # a final batch of one example is dropped: batch norm cannot normalise a single example
     n_used = n_train - 1 if n_train % bs == 1 and n_train > 1 else n_train
+    # One gather per epoch into these buffers, then every batch is a slice (a view): small networks are
+    # bound by per-op overhead, and this takes two ops and two allocations out of every step.
+    x_epoch = prep.x.new_empty((n_used, *prep.x.shape[1:]))
+    y_epoch = prep.y_noisy.new_empty(n_used)
+    x_val, y_val = prep.x.index_select(0, prep.val_idx), prep.y_noisy.index_select(0, prep.val_idx)
 
     history: dict[str, list] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_epoch, best_state = math.inf, None, None
+    best_loss, best_epoch, best = math.inf, None, _Snapshot(model)
     bar = tqdm(
         range(1, config.epochs + 1), desc=f"{config.dataset}/{config.model}/{config.method}", unit="epoch",
         disable=None if progress is None else not progress, leave=False,
     )
     for epoch in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(config, epoch)
         model.train()
-        order = prep.train_idx[torch.randperm(n_train, generator=order_gen).to(prep.device)]
+        order = prep.train_idx[torch.randperm(n_train, generator=order_gen).to(prep.device)][:n_used]
+        torch.index_select(prep.x, 0, order, out=x_epoch)
+        torch.index_select(prep.y_noisy, 0, order, out=y_epoch)
         running = torch.zeros((), device=prep.device)
         for start in range(0, n_used, bs):
-            idx = order[start : start + bs]
-            # index_select, not x[idx]: advanced indexing is several times slower for row gathers on CPU
-            xb = prep.x.index_select(0, idx)
+            xb, yb = x_epoch[start : start + bs], y_epoch[start : start + bs]
             if augment_gen is not None:
                 xb = random_crop_flip(xb, padding=4, generator=augment_gen)
-            loss = loss_fn(_logits(model, xb, prep, config), prep.y_noisy.index_select(0, idx))
-            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(_logits(model, xb, prep, config), yb)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            running += loss.detach() * len(idx)
-        if scheduler is not None:
-            scheduler.step()
-        val_loss, val_acc = _evaluate(model, loss_fn, prep.x, prep.y_noisy, prep.val_idx, prep, config)
+            running.add_(loss.detach(), alpha=len(yb))
+        val_loss, val_acc = _evaluate(model, loss_fn, x_val, y_val, None, prep, config)
         history["train_loss"].append(running.item() / n_used)
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_acc)
         if val_loss < best_loss:  # nan never compares smaller: a diverged epoch is never kept
             best_loss, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.take()
         bar.set_postfix(val_loss=f"{val_loss:.4f}", best=best_epoch)
     bar.close()
-    if best_state is None:
+    if best_epoch is None:
         history["selection"] = "last epoch (no finite validation loss)"
         best_epoch = config.epochs
     else:
         history["selection"] = "lowest validation loss"
-        model.load_state_dict(best_state)
+        best.restore()
     history["best_epoch"] = best_epoch
     return history
 

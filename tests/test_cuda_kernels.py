@@ -54,10 +54,13 @@ def _inputs(C, dtype, *, B=48, misaligned=False, seed=0):
     return logits, target, log_T_t, T_inv
 
 
-def _check(op, ref, logits, target, table, dtype):
-    loss, grad = op(logits, target, table, -100)
+def _check(op, ref, logits, target, table, dtype, reduction=0):
+    """reduction 0 (none) or 1 (mean: the kernel scales the gradient by 1 / rows not ignored)."""
+    loss, grad = op(logits, target, table, -100, reduction)
     h = logits.double().requires_grad_()
     expected = ref(h, target, table.double(), -100)
+    if reduction == 1:
+        expected = expected.sum() / (target != -100).sum()
     (expected_grad,) = torch.autograd.grad(expected.sum(), h)
     loss_rtol, loss_atol, grad_rtol, grad_atol = TOLERANCE[dtype]
     assert loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
@@ -65,7 +68,7 @@ def _check(op, ref, logits, target, table, dtype):
     torch.testing.assert_close(loss.double(), expected, rtol=loss_rtol, atol=loss_atol)
     torch.testing.assert_close(grad.double(), expected_grad, rtol=grad_rtol, atol=grad_atol)
     ignored = target == -100
-    assert (loss[ignored] == 0).all() and (grad[ignored] == 0).all()
+    assert (grad[ignored] == 0).all() and (reduction != 0 or (loss[ignored] == 0).all())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -74,6 +77,14 @@ def test_cuda_launch_paths_match_reference(C, dtype):
     logits, target, log_T_t, T_inv = _inputs(C, dtype, seed=C)
     _check(ops.forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype)
     _check(ops.backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("C", [10, 1000, 2047, 20000])  # scalar and vector warp, scalar block, block with a tail
+def test_cuda_mean_scales_the_gradient_in_the_kernel(C, dtype):
+    logits, target, log_T_t, T_inv = _inputs(C, dtype, seed=C + 2)
+    _check(ops.forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype, reduction=1)
+    _check(ops.backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype, reduction=1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pyrobust.models import MODELS, build_model, resnet_depth_blocks
+from pyrobust.models import MODELS, Dropout, build_model, resnet_depth_blocks
 
 
 def n_params(model: nn.Module) -> int:
@@ -132,6 +132,34 @@ def test_dropout_default_and_override():
     assert [m.p for m in build_model("embedding", 2).modules() if isinstance(m, nn.Dropout)] == [0.8]
     with pytest.raises(ValueError, match="no dropout"):
         build_model("resnet14", 10, dropout=0.1)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.8, 0.2])
+def test_dropout_is_inverted_dropout(p):
+    layer = Dropout(p)
+    x = torch.rand(400, 500) + 0.5  # no zeros: a zero in the output means a dropped element
+    x.requires_grad_(True)
+    torch.manual_seed(0)
+    out = layer(x)
+    kept = out != 0
+    # kept elements are scaled by 1 / (1 - p), the rest are zero; each is kept with probability 1 - p
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    n = kept.numel()
+    assert abs(kept.sum().item() / n - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    # the gradient goes through the kept elements only, with the same scale
+    out.backward(torch.ones_like(out))
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    # the mask comes from torch's seeded global generator, as nn.Dropout's does
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), out)
+    assert not torch.equal(layer(x), out)
+
+
+def test_dropout_off_in_eval_and_at_rate_zero():
+    x = torch.randn(64, 32)
+    layer = Dropout(0.5).eval()
+    assert torch.equal(layer(x), x)
+    assert torch.equal(Dropout(0.0)(x), x)
 
 
 def test_lstm_forget_gate_bias_is_one():

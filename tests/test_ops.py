@@ -1,15 +1,18 @@
 """The custom ops torch.ops.pyrobust.*: registration, opcheck, autograd, compile, autocast, fallback."""
 
+import math
 import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import pyrobust
 from pyrobust import _ops, _reference
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 ops = torch.ops.pyrobust
+NONE, MEAN, SUM = 0, 1, 2  # at::Reduction
 
 
 def _inputs(device, dtype, B=6, C=5, seed=0):
@@ -31,12 +34,13 @@ def test_cpu_kernel_is_compiled_and_in_use():
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck(device, dtype):
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_opcheck(device, dtype, reduction):
     logits, target, log_T_t, T_inv = _inputs(device, dtype)
     logits.requires_grad_()
-    torch.library.opcheck(ops.forward_corrected_ce, (logits, target, log_T_t, -100))
-    torch.library.opcheck(ops.backward_corrected_ce, (logits, target, T_inv, -100))
-    grad_loss = torch.rand(logits.shape[0], dtype=logits.dtype, device=device)
+    torch.library.opcheck(ops.forward_corrected_ce, (logits, target, log_T_t, -100, reduction))
+    torch.library.opcheck(ops.backward_corrected_ce, (logits, target, T_inv, -100, reduction))
+    grad_loss = torch.rand(logits.shape[0] if reduction == NONE else (), dtype=logits.dtype, device=device)
     torch.library.opcheck(ops.scale_grad, (logits.detach(), grad_loss))
 
 
@@ -58,11 +62,94 @@ def test_ops_match_reference_and_return_their_gradient(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_gradcheck(device):
+@pytest.mark.parametrize("reduction", [MEAN, SUM])
+def test_reduced_ops_match_the_reduced_reference(device, reduction):
+    """The ops reduce as F.cross_entropy does: a mean over the rows not ignored (row 1 is), or a sum."""
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    valid = target != -100
+    for op, ref, table in (
+        (ops.forward_corrected_ce, _reference.forward_corrected_ce, log_T_t),
+        (ops.backward_corrected_ce, _reference.backward_corrected_ce, T_inv),
+    ):
+        h = logits.clone().requires_grad_()
+        rows = ref(h, target, table, -100)
+        expected = rows.sum() / valid.sum() if reduction == MEAN else rows.sum()
+        (expected_grad,) = torch.autograd.grad(expected, h)
+        loss, grad = op(logits, target, table, -100, reduction)
+        assert loss.shape == () and loss.dtype == torch.float64
+        torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mean_with_every_row_ignored_is_nan_with_zero_gradient_like_cross_entropy(device):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    target.fill_(-100)
+    h = logits.clone().requires_grad_()
+    F.cross_entropy(h, target).backward()
+    for op, table in ((ops.forward_corrected_ce, log_T_t), (ops.backward_corrected_ce, T_inv)):
+        loss, grad = op(logits, target, table, -100, MEAN)
+        assert torch.isnan(loss)
+        torch.testing.assert_close(grad, h.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_gradcheck(device, reduction):
     logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
     logits.requires_grad_()
     for op, table in ((ops.forward_corrected_ce, log_T_t), (ops.backward_corrected_ce, T_inv)):
-        assert torch.autograd.gradcheck(lambda h: op(h, target, table, -100)[0], (logits,))
+        assert torch.autograd.gradcheck(lambda h: op(h, target, table, -100, reduction)[0], (logits,))
+
+
+def _ops_called(fn) -> list[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [event.name for event in prof.events()]
+
+
+def test_backward_of_a_reduced_loss_makes_no_pass_when_its_gradient_is_one():
+    """loss.backward() on CPU hands autograd the gradient saved by the forward: no scale_grad, no copy."""
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    h = logits.clone().requires_grad_()
+
+    def step(factor=None):
+        loss = ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)[0]
+        (loss if factor is None else factor * loss).backward()
+
+    called = _ops_called(step)
+    assert "pyrobust::scale_grad" not in called and "aten::clone" not in called and "aten::copy_" not in called
+    h.grad = None
+    assert "pyrobust::scale_grad" in _ops_called(lambda: step(2.0))
+    rows = _reference.forward_corrected_ce(h, target, log_T_t.double(), -100)
+    torch.testing.assert_close(h.grad, torch.autograd.grad(2 * rows.sum() / 5, h)[0])
+
+
+def test_saved_gradient_survives_a_retained_graph_and_in_place_updates_of_grad():
+    """The buffer handed to autograd is the one the graph keeps: while the graph is retained, autograd must
+    copy it, so that zeroing or accumulating into logits.grad cannot change a later backward."""
+    logits, target, _, T_inv = _inputs("cpu", torch.float64)
+    h = logits.clone().requires_grad_()
+    loss, _ = ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)
+    expected = torch.autograd.grad(ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)[0], h)[0]
+    loss.backward(retain_graph=True)
+    torch.testing.assert_close(h.grad, expected, rtol=0, atol=0)
+    h.grad.zero_()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    torch.testing.assert_close(h.grad, 2 * expected, rtol=0, atol=0)
+    # logits reaching the loss twice: autograd sums two contributions of the same op
+    h.grad = None
+    x = h * 1
+    summed = [ops.backward_corrected_ce(x, target, T_inv, -100, SUM)[0] for _ in range(2)]
+    (summed[0] + summed[1]).backward()
+    torch.testing.assert_close(h.grad, 2 * expected * (target != -100).sum(), rtol=1e-12, atol=1e-12)
+
+
+def test_reduction_code_is_checked():
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    with pytest.raises(RuntimeError, match=r"reduction must be 0 \(none\), 1 \(mean\) or 2 \(sum\), got 3"):
+        ops.forward_corrected_ce(logits, target, log_T_t, -100, 3)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -85,8 +172,9 @@ def test_scale_grad_multiplies_rows():
     grad = torch.randn(4, 3, dtype=torch.float64)
     grad_loss = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
     torch.testing.assert_close(ops.scale_grad(grad, grad_loss), grad * grad_loss[:, None], rtol=0, atol=0)
-    # the gradient of a "mean" arrives as an expanded scalar
+    # the gradient of a "mean" arrives as an expanded scalar, or as a scalar from a reduced op
     torch.testing.assert_close(ops.scale_grad(grad, torch.tensor(0.25, dtype=torch.float64).expand(4)), grad / 4)
+    torch.testing.assert_close(ops.scale_grad(grad, torch.tensor(-3.0, dtype=torch.float64)), grad * -3, rtol=0, atol=0)
 
 
 def test_target_out_of_range_is_an_error():
@@ -112,9 +200,11 @@ def test_torch_compile_fullgraph(device):
     logits, target, log_T_t, T_inv = _inputs(device, torch.float32)
 
     def f(h):
-        return ops.forward_corrected_ce(h, target, log_T_t, -100)[0].sum() + ops.backward_corrected_ce(
-            h, target, T_inv, -100
-        )[0].mean()
+        return (
+            ops.forward_corrected_ce(h, target, log_T_t, -100)[0].sum()
+            + ops.backward_corrected_ce(h, target, T_inv, -100)[0].mean()
+            + ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)[0]
+        )
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
     h1, h2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
@@ -179,3 +269,53 @@ def test_impossible_noisy_label_gives_infinite_loss(dtype, C):
     loss, grad = ops.forward_corrected_ce(logits, target, T.log().t().contiguous().to(table_dtype), -100)
     assert torch.isinf(loss[[2, 8]]).all() and torch.isfinite(loss[[0, 1, 3, 4, 5, 6, 7]]).all()
     assert torch.isnan(grad[[2, 8]]).all() and torch.isfinite(grad[[0, 1, 3, 4, 5, 6, 7]]).all()
+
+
+# --- dropout_mask: the trainer's CPU dropout (pyrobust.models.Dropout) ---------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
+def test_dropout_mask_keeps_with_probability_one_minus_p_and_scales(dtype, p):
+    x = torch.empty(300, 1000, dtype=dtype)
+    torch.manual_seed(0)
+    mask = ops.dropout_mask(x, p)
+    assert mask.shape == x.shape and mask.dtype == dtype
+    kept = mask != 0
+    assert torch.equal(mask[kept], torch.full_like(mask[kept], 1 / (1 - p)))
+    n = mask.numel()
+    assert abs(kept.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    # no structure along rows, columns or between neighbours: each row's and column's rate is binomial, and
+    # an element says nothing about the next one (correlation within 5 standard errors of 0)
+    for rates, size in ((kept.double().mean(1), 1000), (kept.double().mean(0), 300)):
+        assert (rates - (1 - p)).abs().max() < 5 * math.sqrt(p * (1 - p) / size)
+    flat = kept.flatten().double()
+    assert abs(torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1].item()) < 5 / math.sqrt(n)
+
+
+def test_dropout_mask_follows_the_seed_not_the_thread_count():
+    x = torch.empty(1000, 1000)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(7)
+        one_thread, second_call = ops.dropout_mask(x, 0.5), ops.dropout_mask(x, 0.5)
+        torch.set_num_threads(2)
+        torch.manual_seed(7)
+        assert torch.equal(ops.dropout_mask(x, 0.5), one_thread)
+    finally:
+        torch.set_num_threads(threads)
+    # consecutive calls draw new keys: independent masks
+    a, b = (one_thread != 0).flatten().double(), (second_call != 0).flatten().double()
+    assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1].item()) < 5 / math.sqrt(a.numel())
+    # an explicit generator, as torch's samplers take
+    masks = [ops.dropout_mask(x, 0.3, generator=torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert torch.equal(*masks)
+
+
+def test_dropout_mask_checks_its_arguments():
+    torch.library.opcheck(ops.dropout_mask, (torch.empty(4, 5), 0.5), test_utils=("test_schema", "test_faketensor"))
+    with pytest.raises(RuntimeError, match=r"needs 0 <= p < 1, got 1"):
+        ops.dropout_mask(torch.empty(3), 1.0)
+    with pytest.raises(RuntimeError, match="float32 or float64 tensors, got BFloat16"):
+        ops.dropout_mask(torch.empty(3, dtype=torch.bfloat16), 0.5)

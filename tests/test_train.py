@@ -92,6 +92,111 @@ def test_adagrad_matches_duchi_delta_semantics():
     torch.testing.assert_close(layer.weight.detach(), expected)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_adagrad_is_torch_fused_adagrad_bit_for_bit(weight_decay):
+    from pyrobust.models import build_model
+
+    torch.manual_seed(0)
+    ours, ref = build_model("fc", 10, bn_head=True), build_model("fc", 10, bn_head=True)
+    ref.load_state_dict(ours.state_dict())
+    opt = tr._optimizer(cfg(weight_decay=weight_decay), ours)
+    ref_opt = torch.optim.Adagrad(ref.parameters(), lr=0.01, eps=1e-6, initial_accumulator_value=0.0,
+                                  weight_decay=weight_decay, fused=True)
+    for step in range(6):
+        x, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
+        for model, optimizer in ((ours, opt), (ref, ref_opt)):
+            torch.manual_seed(step)  # the same dropout masks
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            if step == 2:  # a parameter without a gradient is left alone
+                model[0][0].bias.grad = None
+            if step == 4:
+                optimizer.param_groups[0]["lr"] = 0.003
+            optimizer.step()
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+    for s, q in zip(opt.sums, ref.parameters()):
+        assert torch.equal(s, ref_opt.state[q]["sum"])
+
+
+def test_learning_rate_schedule_is_multistep_lr():
+    config = cfg(optimizer="sgd", lr=0.1, lr_milestones=(2, 5, 5), lr_gamma=0.1, epochs=8)
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(sgd, list(config.lr_milestones), gamma=config.lr_gamma)
+    for epoch in range(1, config.epochs + 1):
+        assert tr._learning_rate(config, epoch) == sgd.param_groups[0]["lr"], epoch
+        sgd.step()
+        scheduler.step()
+
+
+def test_snapshot_restores_the_taken_state_in_place():
+    from pyrobust.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fc", 10, bn_head=True)  # parameters and batch-norm buffers
+    opt = tr._optimizer(cfg(lr=0.1), model)
+
+    def train_steps(n):
+        for _ in range(n):
+            loss = model(torch.rand(16, 784)).logsumexp(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    snapshot = tr._Snapshot(model)
+    storages = [t.data_ptr() for t in model.state_dict().values()]
+    train_steps(2)
+    snapshot.take()
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    train_steps(3)
+    assert not torch.equal(model.state_dict()["0.0.weight"], expected["0.0.weight"])
+    assert model.state_dict()["1.num_batches_tracked"] == 5
+    snapshot.restore()
+    state = model.state_dict()
+    assert state.keys() == expected.keys()
+    for k, v in expected.items():
+        assert torch.equal(state[k], v), k
+    # restored into the model's own tensors: the optimiser still holds the parameters it updates
+    assert [t.data_ptr() for t in state.values()] == storages
+    assert all(p is q for p, q in zip(opt.params, model.parameters()))
+
+
+def test_deterministic_mode_is_set_inside_and_restored_after():
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with tr._deterministic(True):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    with tr._deterministic(True):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_an_adagrad_run_does_not_import_the_compiler():
+    # torch.optim optimizers and torch.use_deterministic_algorithms import torch._dynamo / torch._inductor:
+    # about a second of every fresh process (a workflow job), half an MNIST run
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from pyrobust.data import Dataset\n"
+        "from pyrobust.train import TrainConfig, train\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "data = Dataset(name='mnist5k', x_train=torch.rand(200, 784, generator=g), y_train=torch.arange(200) % 10,\n"
+        "               x_test=torch.rand(50, 784, generator=g), y_test=torch.arange(50) % 10, num_classes=10)\n"
+        "train(TrainConfig.paper('mnist5k', 'forward', noise='symmetric', N=0.2, epochs=2, device='cpu', threads=1),\n"
+        "      data=data, progress=False)\n"
+        "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_same_seed_same_labels_split_and_accuracy(small):
     a, b = corrupt_labels(small, "asymmetric", 0.6, 3), corrupt_labels(small, "asymmetric", 0.6, 3)
     assert np.array_equal(a.labels, b.labels)

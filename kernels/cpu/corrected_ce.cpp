@@ -19,6 +19,7 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Reduction.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
@@ -50,13 +51,17 @@ Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();  // the exp of PyTorch's own softmax kernels; exp(-inf) = 0
 }
 
-// Targets are checked up front (cheap, B reads) so that the error names the offending row.
-void check_targets(const int64_t* target, int64_t B, int64_t C, int64_t ignore_index) {
+// Targets are checked up front (cheap, B reads) so that the error names the offending row. Returns the
+// number of rows not ignored, the divisor of a "mean".
+int64_t check_targets(const int64_t* target, int64_t B, int64_t C, int64_t ignore_index) {
+  int64_t count = 0;
   for (int64_t i = 0; i < B; ++i) {
     const int64_t y = target[i];
     TORCH_CHECK(y == ignore_index || (0 <= y && y < C), "pyrobust: target[", i, "] = ", y,
                 " is out of range for ", C, " classes (ignore_index = ", ignore_index, ")");
+    count += y != ignore_index;
   }
+  return count;
 }
 
 template <typename scalar_t>
@@ -122,7 +127,7 @@ scalar_t fast_path_min() {
 template <typename scalar_t>
 bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                       const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
-                      scalar_t fast_min) {
+                      scalar_t fast_min, scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const int64_t C = row.C;
@@ -140,7 +145,7 @@ bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, sca
   }
   const scalar_t sum_h = reduce_sum(vsum_h), sum_q = reduce_sum(vsum_q);
   if (!(sum_q >= fast_min)) return false;
-  const Vec vinv_h(scalar_t(1) / sum_h), vinv_q(scalar_t(1) / sum_q);
+  const Vec vinv_h(scale / sum_h), vinv_q(scale / sum_q);
   for (int64_t j = 0; j < C; j += W) {
     row.store(Vec::loadu(e_h + j) * (vinv_h - row.load(T_col, j, zero, table_end) * vinv_q), g, j);
   }
@@ -151,13 +156,13 @@ bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, sca
 // Forward correction for rows [begin, end) of the B x C logits; three sweeps over a row that stays in cache,
 //   1. maxima of h and of h + log T[:, y];
 //   2. exp(h - max) and exp(h + log T[:, y] - max') into two scratch rows, and their sums;
-//   3. gradient = softmax(h) - softmax(h + log T[:, y]).
+//   3. gradient = scale * (softmax(h) - softmax(h + log T[:, y])).
 // Working in log space keeps the loss exact where T has zeros (log 0 = -inf, exp(-inf) = 0), with no
 // clipping of probabilities. Padding lanes hold -inf, so they add exp(-inf) = 0 to the sums.
 template <typename scalar_t>
 void forward_rows(const scalar_t* logits, const int64_t* target, const scalar_t* log_T_t, const scalar_t* T_t,
                   scalar_t* loss, scalar_t* grad, int64_t begin, int64_t end, int64_t B, int64_t C,
-                  int64_t ignore_index) {
+                  int64_t ignore_index, scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   constexpr scalar_t inf = std::numeric_limits<scalar_t>::infinity();
@@ -179,7 +184,7 @@ void forward_rows(const scalar_t* logits, const int64_t* target, const scalar_t*
       continue;
     }
     if (T_t != nullptr &&
-        forward_row_fast(h, T_t + y * C, g, loss + i, e_h, row, logits_end, T_t + C * C, fast_min)) {
+        forward_row_fast(h, T_t + y * C, g, loss + i, e_h, row, logits_end, T_t + C * C, fast_min, scale)) {
       continue;
     }
     const scalar_t* lt = log_T_t + y * C;
@@ -212,7 +217,7 @@ void forward_rows(const scalar_t* logits, const int64_t* target, const scalar_t*
     }
     const scalar_t sum_h = reduce_sum(vsum_h), sum_q = reduce_sum(vsum_q);
 
-    const Vec vinv_h(scalar_t(1) / sum_h), vinv_q(scalar_t(1) / sum_q);
+    const Vec vinv_h(scale / sum_h), vinv_q(scale / sum_q);
     for (int64_t j = 0; j < C; j += W) {
       row.store(Vec::loadu(e_h + j) * vinv_h - Vec::loadu(e_q + j) * vinv_q, g, j);
     }
@@ -222,11 +227,12 @@ void forward_rows(const scalar_t* logits, const int64_t* target, const scalar_t*
 }
 
 // Backward correction for rows [begin, end): (1) max of h; (2) exp(h - max) into a scratch row, its sum,
-// sum_k Tinv[y,k] and sum_k Tinv[y,k] (h_k - max); (3) gradient = softmax(h) sum_k Tinv[y,k] - Tinv[y].
+// sum_k Tinv[y,k] and sum_k Tinv[y,k] (h_k - max); (3) gradient = scale (softmax(h) sum_k Tinv[y,k] - Tinv[y]).
 // Padding lanes: h = -inf for the exp (adds 0), Tinv = 0 and h - max = 0 for the sums.
 template <typename scalar_t>
 void backward_rows(const scalar_t* logits, const int64_t* target, const scalar_t* T_inv, scalar_t* loss,
-                   scalar_t* grad, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ignore_index) {
+                   scalar_t* grad, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ignore_index,
+                   scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   constexpr scalar_t inf = std::numeric_limits<scalar_t>::infinity();
@@ -264,9 +270,9 @@ void backward_rows(const scalar_t* logits, const int64_t* target, const scalar_t
     }
     const scalar_t sum = reduce_sum(vsum), tsum = reduce_sum(vtsum), dot = reduce_sum(vdot);
 
-    const Vec vscale(tsum / sum);
+    const Vec vsoftmax_scale(scale * tsum / sum), vscale(scale);
     for (int64_t j = 0; j < C; j += W) {
-      row.store(Vec::loadu(e + j) * vscale - row.load(ti, j, zero, table_end), g, j);
+      row.store(Vec::loadu(e + j) * vsoftmax_scale - row.load(ti, j, zero, table_end) * vscale, g, j);
     }
 
     loss[i] = backward_loss(std::log(sum), tsum, dot);
@@ -318,7 +324,7 @@ struct Tile {
 
 // forward_row_fast for a tile (tile.t holds T[:, y] here, not its log); tile.sum_q gets sum_j T[j, y] e_j.
 template <typename scalar_t>
-void forward_tile_fast(Tile<scalar_t>& tile, int64_t C) {
+void forward_tile_fast(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   Vec max_h(-std::numeric_limits<scalar_t>::infinity());
@@ -330,7 +336,7 @@ void forward_tile_fast(Tile<scalar_t>& tile, int64_t C) {
     sum_h += e;
     sum_q = at::vec::fmadd(e, Vec::loadu(tile.t + j * W), sum_q);
   }
-  const Vec inv_h = Vec(1) / sum_h, inv_q = Vec(1) / sum_q;
+  const Vec inv_h = Vec(scale) / sum_h, inv_q = Vec(scale) / sum_q;
   for (int64_t j = 0; j < C; ++j) {
     (Vec::loadu(tile.e[0] + j * W) * (inv_h - Vec::loadu(tile.t + j * W) * inv_q)).store(tile.e[0] + j * W);
   }
@@ -342,27 +348,27 @@ void forward_tile_fast(Tile<scalar_t>& tile, int64_t C) {
 // of a tile that needs the log-space path is redone by forward_rows.
 template <typename scalar_t>
 void forward_all(const scalar_t* h, const int64_t* y, const scalar_t* log_T_t, const scalar_t* T_t, scalar_t* l,
-                 scalar_t* g, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig) {
+                 scalar_t* g, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig, scalar_t scale) {
   constexpr int64_t W = Vectorized<scalar_t>::size();
   if (T_t != nullptr && C <= kTileMaxC) {
     const scalar_t fast_min = fast_path_min<scalar_t>();
     Tile<scalar_t> tile;
     for (; begin + W <= end; begin += W) {
       tile.load(h, y, T_t, begin, C, ig);
-      forward_tile_fast(tile, C);
+      forward_tile_fast(tile, C, scale);
       tile.store(l, g, y, begin, C, ig);
       for (int64_t r = 0; r < W; ++r) {
         if (y[begin + r] != ig && !(tile.sum_q[r] >= fast_min)) {
-          forward_rows<scalar_t>(h, y, log_T_t, nullptr, l, g, begin + r, begin + r + 1, B, C, ig);
+          forward_rows<scalar_t>(h, y, log_T_t, nullptr, l, g, begin + r, begin + r + 1, B, C, ig, scale);
         }
       }
     }
   }
-  forward_rows<scalar_t>(h, y, log_T_t, T_t, l, g, begin, end, B, C, ig);
+  forward_rows<scalar_t>(h, y, log_T_t, T_t, l, g, begin, end, B, C, ig, scale);
 }
 
 template <typename scalar_t>
-void backward_tile(Tile<scalar_t>& tile, int64_t C) {
+void backward_tile(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   Vec max_h(-std::numeric_limits<scalar_t>::infinity());
@@ -377,9 +383,9 @@ void backward_tile(Tile<scalar_t>& tile, int64_t C) {
     tsum += t;
     dot = at::vec::fmadd(t, s, dot);
   }
-  const Vec scale = tsum / sum;
+  const Vec softmax_scale = Vec(scale) * tsum / sum, vscale(scale);
   for (int64_t j = 0; j < C; ++j) {
-    (Vec::loadu(tile.e[0] + j * W) * scale - Vec::loadu(tile.t + j * W)).store(tile.e[0] + j * W);
+    (Vec::loadu(tile.e[0] + j * W) * softmax_scale - Vec::loadu(tile.t + j * W) * vscale).store(tile.e[0] + j * W);
   }
   (tsum * sum.log() - dot).store(tile.loss);
 }
@@ -387,39 +393,50 @@ void backward_tile(Tile<scalar_t>& tile, int64_t C) {
 // Backward correction of rows [begin, end): tiles of W rows when C is small, the rest row by row.
 template <typename scalar_t>
 void backward_all(const scalar_t* h, const int64_t* y, const scalar_t* T_inv, scalar_t* l, scalar_t* g,
-                  int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig) {
+                  int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig, scalar_t scale) {
   constexpr int64_t W = Vectorized<scalar_t>::size();
   if (C <= kTileMaxC) {
     Tile<scalar_t> tile;
     for (; begin + W <= end; begin += W) {
       tile.load(h, y, T_inv, begin, C, ig);
-      backward_tile(tile, C);
+      backward_tile(tile, C, scale);
       tile.store(l, g, y, begin, C, ig);
     }
   }
-  backward_rows<scalar_t>(h, y, T_inv, l, g, begin, end, B, C, ig);
+  backward_rows<scalar_t>(h, y, T_inv, l, g, begin, end, B, C, ig, scale);
 }
 
 template <typename RowFn>
 std::tuple<at::Tensor, at::Tensor> corrected_ce(const at::Tensor& logits, const at::Tensor& target,
-                                                const at::Tensor& table, int64_t ignore_index,
+                                                const at::Tensor& table, int64_t ignore_index, int64_t reduction,
                                                 const char* table_name, RowFn row_fn_tag) {
-  check_loss_inputs(logits, target, table, table_name);
+  check_loss_inputs(logits, target, table, reduction, table_name);
   TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble,
               "pyrobust: the CPU kernels take float32 or float64 logits, got ", logits.scalar_type());
   const int64_t B = logits.size(0), C = logits.size(1);
-  check_targets(target.const_data_ptr<int64_t>(), B, C, ignore_index);
-  at::Tensor loss = at::empty({B}, logits.options());
+  const int64_t count = check_targets(target.const_data_ptr<int64_t>(), B, C, ignore_index);
+  at::Tensor rows = at::empty({B}, logits.options());
   at::Tensor grad = at::empty_like(logits);
+  at::Tensor loss = reduction == at::Reduction::None ? rows : at::empty({}, logits.options());
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_corrected_ce_cpu", [&] {
     const scalar_t* h = logits.const_data_ptr<scalar_t>();
     const int64_t* y = target.const_data_ptr<int64_t>();
     const scalar_t* tab = table.const_data_ptr<scalar_t>();
-    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    scalar_t* l = rows.mutable_data_ptr<scalar_t>();
     scalar_t* g = grad.mutable_data_ptr<scalar_t>();
+    // The gradient of a mean is scaled in the pass that writes it; with every row ignored it is 0, as
+    // F.cross_entropy's, while the loss is 0 / 0 = nan.
+    const scalar_t scale = reduction == at::Reduction::Mean && count > 0 ? scalar_t(1) / scalar_t(count) : 1;
     at::parallel_for(0, B, grain_rows(C), [&](int64_t begin, int64_t end) {
-      row_fn_tag.template operator()<scalar_t>(h, y, tab, l, g, begin, end, B, C, ignore_index);
+      row_fn_tag.template operator()<scalar_t>(h, y, tab, l, g, begin, end, B, C, ignore_index, scale);
     });
+    if (reduction != at::Reduction::None) {
+      // Summed in double, in row order: a reduced loss that does not depend on the number of threads.
+      double total = 0;
+      for (int64_t i = 0; i < B; ++i) total += l[i];
+      if (reduction == at::Reduction::Mean) total /= static_cast<double>(count);
+      *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+    }
   });
   return {loss, grad};
 }
@@ -429,32 +446,34 @@ struct ForwardRows {
 
   template <typename scalar_t>
   void operator()(const scalar_t* h, const int64_t* y, const scalar_t* tab, scalar_t* l, scalar_t* g, int64_t b,
-                  int64_t e, int64_t B, int64_t C, int64_t ig) const {
+                  int64_t e, int64_t B, int64_t C, int64_t ig, scalar_t scale) const {
     const scalar_t* T = T_t.defined() ? T_t.const_data_ptr<scalar_t>() : nullptr;
-    forward_all<scalar_t>(h, y, tab, T, l, g, b, e, B, C, ig);
+    forward_all<scalar_t>(h, y, tab, T, l, g, b, e, B, C, ig, scale);
   }
 };
 
 struct BackwardRows {
   template <typename scalar_t>
   void operator()(const scalar_t* h, const int64_t* y, const scalar_t* tab, scalar_t* l, scalar_t* g, int64_t b,
-                  int64_t e, int64_t B, int64_t C, int64_t ig) const {
-    backward_all<scalar_t>(h, y, tab, l, g, b, e, B, C, ig);
+                  int64_t e, int64_t B, int64_t C, int64_t ig, scalar_t scale) const {
+    backward_all<scalar_t>(h, y, tab, l, g, b, e, B, C, ig, scale);
   }
 };
 
 std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cpu(const at::Tensor& logits, const at::Tensor& target,
-                                                            const at::Tensor& log_T_t, int64_t ignore_index) {
+                                                            const at::Tensor& log_T_t, int64_t ignore_index,
+                                                            int64_t reduction) {
   // C^2 exps once beat B*C extra exps when C <= B (and cost at most one B x C buffer).
   const bool one_exp = log_T_t.dim() == 2 && logits.dim() == 2 && log_T_t.scalar_type() == logits.scalar_type() &&
                        log_T_t.size(0) <= std::max<int64_t>(logits.size(0), kTileMaxC);
-  return corrected_ce(logits, target, log_T_t, ignore_index, "log_T_t",
+  return corrected_ce(logits, target, log_T_t, ignore_index, reduction, "log_T_t",
                       ForwardRows{one_exp ? log_T_t.contiguous().exp() : at::Tensor()});
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cpu(const at::Tensor& logits, const at::Tensor& target,
-                                                             const at::Tensor& T_inv, int64_t ignore_index) {
-  return corrected_ce(logits, target, T_inv, ignore_index, "T_inv", BackwardRows{});
+                                                             const at::Tensor& T_inv, int64_t ignore_index,
+                                                             int64_t reduction) {
+  return corrected_ce(logits, target, T_inv, ignore_index, reduction, "T_inv", BackwardRows{});
 }
 
 at::Tensor scale_grad_cpu(const at::Tensor& grad_in, const at::Tensor& grad_loss_in) {
@@ -462,10 +481,11 @@ at::Tensor scale_grad_cpu(const at::Tensor& grad_in, const at::Tensor& grad_loss
   TORCH_CHECK(grad_in.scalar_type() == at::kFloat || grad_in.scalar_type() == at::kDouble,
               "pyrobust: the CPU kernels take float32 or float64 gradients, got ", grad_in.scalar_type());
   const at::Tensor grad = grad_in.contiguous();
-  // The loss gradient of a "mean" reduction arrives as an expanded scalar: one small copy makes it plain.
-  const at::Tensor grad_loss = grad_loss_in.to(grad.scalar_type()).contiguous();
-  at::Tensor out = at::empty_like(grad);
   const int64_t B = grad.size(0), C = grad.size(1);
+  // A scalar (reduced loss) or an expanded one (the gradient of a "mean" taken in Python) becomes a plain
+  // (B,) vector: one small copy.
+  const at::Tensor grad_loss = grad_loss_in.expand({B}).to(grad.scalar_type()).contiguous();
+  at::Tensor out = at::empty_like(grad);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pyrobust_scale_grad_cpu", [&] {
     using Vec = Vectorized<scalar_t>;
     const scalar_t* g = grad.const_data_ptr<scalar_t>();

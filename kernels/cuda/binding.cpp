@@ -6,8 +6,11 @@
 // device-to-host copy and a stream synchronisation on every call, which would stall the CPU's queue of
 // kernels and forbid CUDA-graph capture. The kernel stops with a device-side assertion instead, as
 // PyTorch's own cross-entropy does; the Python wrapper validates targets when it wants a recoverable error.
+#include <ATen/core/Reduction.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/ne.h>
+#include <ATen/ops/sum.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -43,12 +46,12 @@ cuda::Dtype kernel_dtype(at::ScalarType type) {
 at::ScalarType accumulate_type(at::ScalarType type) { return type == at::kDouble ? at::kDouble : at::kFloat; }
 
 using CorrectedCELauncher = cudaError_t (*)(cuda::Dtype, const void*, const int64_t*, const void*, int64_t, int64_t,
-                                            int64_t, void*, void*, cudaStream_t);
+                                            int64_t, const void*, void*, void*, cudaStream_t);
 
 std::tuple<at::Tensor, at::Tensor> corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
-                                                     const at::Tensor& table, int64_t ignore_index,
+                                                     const at::Tensor& table, int64_t ignore_index, int64_t reduction,
                                                      const char* table_name, CorrectedCELauncher launch) {
-  check_loss_inputs(logits, target, table, table_name);
+  check_loss_inputs(logits, target, table, reduction, table_name);
   TORCH_CHECK(logits.is_cuda(), "pyrobust: the CUDA kernels need CUDA tensors, got ", logits.device());
   const cuda::Dtype dtype = kernel_dtype(logits.scalar_type());
   const int64_t B = logits.size(0), C = logits.size(1);
@@ -56,22 +59,40 @@ std::tuple<at::Tensor, at::Tensor> corrected_ce_cuda(const at::Tensor& logits, c
               std::numeric_limits<int32_t>::max() / 2, " classes, got ", C);
 
   const c10::cuda::CUDAGuard device_guard(logits.device());
-  at::Tensor loss = at::empty({B}, logits.options().dtype(accumulate_type(logits.scalar_type())));
+  const at::ScalarType acc_type = accumulate_type(logits.scalar_type());
+  // A mean divides by the number of rows not ignored, counted on the device (no synchronisation); the
+  // kernel scales the gradient by its inverse as it writes it. With every row ignored the gradient is 0, as
+  // F.cross_entropy's, while the loss is 0 / 0 = nan.
+  at::Tensor count, grad_scale;
+  if (reduction == at::Reduction::Mean) {
+    count = at::ne(target, ignore_index).sum(acc_type);
+    grad_scale = count.clamp_min(1).reciprocal();
+  }
+  at::Tensor rows = at::empty({B}, logits.options().dtype(acc_type));
   at::Tensor grad = at::empty({B, C}, logits.options());
   C10_CUDA_CHECK(launch(dtype, logits.const_data_ptr(), target.const_data_ptr<int64_t>(), table.const_data_ptr(), B,
-                        C, ignore_index, loss.mutable_data_ptr(), grad.mutable_data_ptr(),
-                        c10::cuda::getCurrentCUDAStream()));
-  return {loss, grad};
+                        C, ignore_index, grad_scale.defined() ? grad_scale.const_data_ptr() : nullptr,
+                        rows.mutable_data_ptr(), grad.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream()));
+  switch (reduction) {
+    case at::Reduction::Mean:
+      return {rows.sum().div_(count), grad};
+    case at::Reduction::Sum:
+      return {rows.sum(), grad};
+    default:
+      return {rows, grad};
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
-                                                             const at::Tensor& log_T_t, int64_t ignore_index) {
-  return corrected_ce_cuda(logits, target, log_T_t, ignore_index, "log_T_t", &cuda::forward_corrected_ce);
+                                                             const at::Tensor& log_T_t, int64_t ignore_index,
+                                                             int64_t reduction) {
+  return corrected_ce_cuda(logits, target, log_T_t, ignore_index, reduction, "log_T_t", &cuda::forward_corrected_ce);
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
-                                                              const at::Tensor& T_inv, int64_t ignore_index) {
-  return corrected_ce_cuda(logits, target, T_inv, ignore_index, "T_inv", &cuda::backward_corrected_ce);
+                                                              const at::Tensor& T_inv, int64_t ignore_index,
+                                                              int64_t reduction) {
+  return corrected_ce_cuda(logits, target, T_inv, ignore_index, reduction, "T_inv", &cuda::backward_corrected_ce);
 }
 
 at::Tensor scale_grad_cuda(const at::Tensor& grad_in, const at::Tensor& grad_loss_in) {
@@ -80,8 +101,9 @@ at::Tensor scale_grad_cuda(const at::Tensor& grad_in, const at::Tensor& grad_los
   const cuda::Dtype dtype = kernel_dtype(grad_in.scalar_type());
   const c10::cuda::CUDAGuard device_guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
-  // The loss gradient of a "mean" reduction arrives as an expanded scalar: one small copy makes it plain.
-  const at::Tensor grad_loss = grad_loss_in.to(accumulate_type(grad.scalar_type())).contiguous();
+  // A scalar (reduced loss) or an expanded one (the gradient of a "mean" taken in Python) becomes a plain
+  // (B,) vector: one small copy.
+  const at::Tensor grad_loss = grad_loss_in.expand({grad.size(0)}).to(accumulate_type(grad.scalar_type())).contiguous();
   at::Tensor out = at::empty(grad.sizes(), grad.options());
   C10_CUDA_CHECK(cuda::scale_grad(dtype, grad.const_data_ptr(), grad_loss.const_data_ptr(), grad.size(0),
                                   grad.size(1), out.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream()));

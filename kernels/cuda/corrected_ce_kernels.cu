@@ -182,7 +182,8 @@ template <template <typename> class Policy, typename scalar_t, int kGroup, int k
 __global__ void __launch_bounds__(block_threads<kGroup>())
     corrected_ce_kernel(const scalar_t* __restrict__ logits, const int64_t* __restrict__ target,
                         const acc_type<scalar_t>* __restrict__ table, int64_t batch, int num_classes,
-                        int64_t ignore_index, acc_type<scalar_t>* __restrict__ loss, scalar_t* __restrict__ grad) {
+                        int64_t ignore_index, const acc_type<scalar_t>* __restrict__ grad_scale,
+                        acc_type<scalar_t>* __restrict__ loss, scalar_t* __restrict__ grad) {
   using acc_t = acc_type<scalar_t>;
   using E = Element<scalar_t>;
   using Loss = Policy<acc_t>;
@@ -191,6 +192,7 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
   constexpr int kStride = kGroup * kVec;  // columns covered by one step of the whole group
   const int C = num_classes;
   const int lane = threadIdx.x % kGroup;
+  const acc_t scale = grad_scale == nullptr ? acc_t(1) : *grad_scale;
   __shared__ State shared[kGroup == kWarp ? 1 : kGroup / kWarp];
 
   for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kGroup; row < batch;
@@ -258,7 +260,9 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
       if (col < C) {
         Pack<scalar_t, kVec> g;
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(Loss::grad(E::to_acc(h_cache[it].v[k]), t_cache[it].v[k], r));
+        for (int k = 0; k < kVec; ++k) {
+          g.v[k] = E::from_acc(scale * Loss::grad(E::to_acc(h_cache[it].v[k]), t_cache[it].v[k], r));
+        }
         store_pack(grad_row + col, g);
       }
     }
@@ -267,7 +271,7 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
       const Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
       Pack<scalar_t, kVec> g;
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(Loss::grad(E::to_acc(hp.v[k]), tp.v[k], r));
+      for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(scale * Loss::grad(E::to_acc(hp.v[k]), tp.v[k], r));
       store_pack(grad_row + col, g);
     }
   }
@@ -305,6 +309,7 @@ struct RowArgs {
   int64_t batch;
   int num_classes;
   int64_t ignore_index;
+  const acc_type<scalar_t>* grad_scale;
   acc_type<scalar_t>* loss;
   scalar_t* grad;
   cudaStream_t stream;
@@ -316,7 +321,7 @@ cudaError_t launch_rows(const RowArgs<scalar_t>& a) {
   constexpr int kRowsPerBlock = kThreads / kGroup;
   const int64_t blocks = std::min<int64_t>((a.batch + kRowsPerBlock - 1) / kRowsPerBlock, kMaxBlocks);
   corrected_ce_kernel<Policy, scalar_t, kGroup, kVec, kCached><<<static_cast<unsigned>(blocks), kThreads, 0, a.stream>>>(
-      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.loss, a.grad);
+      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.grad_scale, a.loss, a.grad);
   return cudaGetLastError();
 }
 
@@ -351,7 +356,8 @@ cudaError_t dispatch_vec(const RowArgs<scalar_t>& a) {
 
 template <template <typename> class Policy>
 cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* table, int64_t batch,
-                         int64_t num_classes, int64_t ignore_index, void* loss, void* grad, cudaStream_t stream) {
+                         int64_t num_classes, int64_t ignore_index, const void* grad_scale, void* loss, void* grad,
+                         cudaStream_t stream) {
   // Column offsets are int: (it * kGroup + lane) * kVec stays below 2 C.
   if (batch < 0 || num_classes < 0 || num_classes > std::numeric_limits<int32_t>::max() / 2) {
     return cudaErrorInvalidValue;
@@ -361,21 +367,23 @@ cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target,
   switch (dtype) {
     case Dtype::kFloat32:
       return dispatch_vec<Policy, float>({static_cast<const float*>(logits), target, static_cast<const float*>(table),
-                                          batch, C, ignore_index, static_cast<float*>(loss),
-                                          static_cast<float*>(grad), stream});
+                                          batch, C, ignore_index, static_cast<const float*>(grad_scale),
+                                          static_cast<float*>(loss), static_cast<float*>(grad), stream});
     case Dtype::kFloat64:
       return dispatch_vec<Policy, double>({static_cast<const double*>(logits), target,
                                            static_cast<const double*>(table), batch, C, ignore_index,
-                                           static_cast<double*>(loss), static_cast<double*>(grad), stream});
+                                           static_cast<const double*>(grad_scale), static_cast<double*>(loss),
+                                           static_cast<double*>(grad), stream});
     case Dtype::kFloat16:
       return dispatch_vec<Policy, __half>({static_cast<const __half*>(logits), target,
                                            static_cast<const float*>(table), batch, C, ignore_index,
-                                           static_cast<float*>(loss), static_cast<__half*>(grad), stream});
+                                           static_cast<const float*>(grad_scale), static_cast<float*>(loss),
+                                           static_cast<__half*>(grad), stream});
     case Dtype::kBFloat16:
       return dispatch_vec<Policy, __nv_bfloat16>({static_cast<const __nv_bfloat16*>(logits), target,
                                                   static_cast<const float*>(table), batch, C, ignore_index,
-                                                  static_cast<float*>(loss), static_cast<__nv_bfloat16*>(grad),
-                                                  stream});
+                                                  static_cast<const float*>(grad_scale), static_cast<float*>(loss),
+                                                  static_cast<__nv_bfloat16*>(grad), stream});
   }
   return cudaErrorInvalidValue;
 }
@@ -418,17 +426,17 @@ cudaError_t scale_grad_typed(const void* grad, const void* grad_loss, int64_t ba
 }  // namespace
 
 cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
-                                 int64_t batch, int64_t num_classes, int64_t ignore_index, void* loss, void* grad,
-                                 cudaStream_t stream) {
-  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, loss, grad,
-                                         stream);
+                                 int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
+                                 void* loss, void* grad, cudaStream_t stream) {
+  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, grad_scale,
+                                         loss, grad, stream);
 }
 
 cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* T_inv,
-                                  int64_t batch, int64_t num_classes, int64_t ignore_index, void* loss, void* grad,
-                                  cudaStream_t stream) {
-  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, loss, grad,
-                                          stream);
+                                  int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
+                                  void* loss, void* grad, cudaStream_t stream) {
+  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, grad_scale,
+                                          loss, grad, stream);
 }
 
 cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,

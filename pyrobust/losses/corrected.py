@@ -22,7 +22,7 @@ from torch import nn
 
 from pyrobust import _reference
 from pyrobust._checks import check_transition_matrix
-from pyrobust._ops import _table_dtype, backend
+from pyrobust._ops import REDUCTIONS, _table_dtype, backend
 
 __all__ = [
     "forward_corrected_cross_entropy",
@@ -37,7 +37,7 @@ __all__ = [
 #: its gradients are dominated by amplified noise.
 MAX_CONDITION_NUMBER = 1e4
 
-_REDUCTIONS = ("mean", "sum", "none")
+_REDUCTIONS = tuple(REDUCTIONS)
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -131,6 +131,18 @@ def _check_T_inv(T_inv: torch.Tensor, num_classes: int) -> torch.Tensor:
 # --- the loss on whichever backend runs -------------------------------------------------------------
 
 
+def _op(kind: str) -> torch._ops.OpOverload:
+    """``torch.ops.pyrobust.{kind}_corrected_ce``, looked up when first needed: it exists only where the
+    extension loaded. The overload itself, not the packet, saves a lookup per call."""
+    op = _OPS.get(kind)
+    if op is None:
+        op = _OPS[kind] = getattr(torch.ops.pyrobust, f"{kind}_corrected_ce").default
+    return op
+
+
+_OPS: dict[str, torch._ops.OpOverload] = {}
+
+
 def _corrected_loss(
     kind: str,
     logits: torch.Tensor,
@@ -140,27 +152,28 @@ def _corrected_loss(
     ignore_index: int,
     clip: float = 0.0,
 ) -> torch.Tensor:
-    """Per-row loss from the compiled op (or the reference), then the reduction of ``F.cross_entropy``."""
+    """The loss reduced as ``F.cross_entropy`` reduces it: by the compiled op itself, or by the reference."""
     impl = backend(logits.device)
     if impl == "cpp" and logits.dtype not in (torch.float32, torch.float64):
         logits = logits.float()  # the CPU kernels run float16/bfloat16 in float32; autograd casts back
     table = table.to(dtype=_table_dtype(logits.dtype))
     # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
-    if impl == "reference" or table.requires_grad or clip:
-        _reference.check_targets(target, logits.shape[1], ignore_index)
-        if kind == "forward":
-            loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)
-        else:
-            loss = _reference.backward_corrected_ce(logits, target, table, ignore_index, clip)
+    if impl != "reference" and not table.requires_grad and not clip:
+        args = (logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index, REDUCTIONS[reduction])
+        return _op(kind)(*args)[0]
+    _reference.check_targets(target, logits.shape[1], ignore_index)
+    if kind == "forward":
+        loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)
     else:
-        op = torch.ops.pyrobust.forward_corrected_ce if kind == "forward" else torch.ops.pyrobust.backward_corrected_ce
-        loss, _ = op(logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index)
+        loss = _reference.backward_corrected_ce(logits, target, table, ignore_index, clip)
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
-    # Mean over the rows that are not ignored, as F.cross_entropy: 0/0 = nan for an empty batch.
-    return loss.sum() / (target != ignore_index).sum().to(loss.dtype)
+    # Mean over the rows that are not ignored, as F.cross_entropy: with none left the loss is nan (0 / 0) and
+    # its gradient 0.
+    count = (target != ignore_index).sum().to(loss.dtype)
+    return torch.where(count > 0, loss.sum() / count.clamp_min(1), torch.nan)
 
 
 def forward_corrected_cross_entropy(

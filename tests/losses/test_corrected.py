@@ -157,6 +157,21 @@ def test_empty_batch_returns_what_cross_entropy_returns(device, reduction):
         torch.testing.assert_close(fn(logits, target, mnist_T(0.2), reduction=reduction), expected, equal_nan=True)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("path", ["fused", "reference"])
+def test_mean_over_no_rows_is_nan_with_zero_gradient_like_cross_entropy(device, path):
+    """Every target ignored: F.cross_entropy gives nan (0 / 0) and a zero gradient, and so do both losses,
+    fused or through the reference (taken when T requires grad)."""
+    logits, target = batch(10, B=5)
+    logits, target = logits.to(device), torch.full_like(target, -100).to(device)
+    expected, expected_grad = value_and_grad(lambda h: F.cross_entropy(h, target), logits)
+    T = mnist_T(0.2).to(device).requires_grad_(path == "reference")
+    for fn in (pyrobust.forward_corrected_cross_entropy, pyrobust.backward_corrected_cross_entropy):
+        value, grad = value_and_grad(lambda h: fn(h, target, T), logits)
+        assert torch.isnan(value) and torch.isnan(expected)
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=0)
+
+
 def test_forward_is_exact_where_T_has_zeros():
     """No clipping: with q_y = T[:, y]^T p tiny, the loss is -log q_y exactly, not -log(1e-7)."""
     T = mnist_T(0.6)

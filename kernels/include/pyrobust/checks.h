@@ -2,15 +2,18 @@
 // this header includes torch).
 #pragma once
 
+#include <ATen/core/Reduction.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
 namespace pyrobust {
 
-// Checks logits (B, C), target (B,) int64 and the C x C table (log_T_t or T_inv) of a corrected
-// cross-entropy op; `table_name` names the table in messages.
+// Checks logits (B, C), target (B,) int64, the C x C table (log_T_t or T_inv) and the reduction code
+// (at::Reduction) of a corrected cross-entropy op; `table_name` names the table in messages.
 inline void check_loss_inputs(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& table,
-                              const char* table_name) {
+                              int64_t reduction, const char* table_name) {
+  TORCH_CHECK(reduction == at::Reduction::None || reduction == at::Reduction::Mean || reduction == at::Reduction::Sum,
+              "pyrobust: reduction must be 0 (none), 1 (mean) or 2 (sum), got ", reduction);
   TORCH_CHECK(logits.dim() == 2, "pyrobust: logits must be 2-D (B, C), got shape ", logits.sizes());
   TORCH_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "pyrobust: target must have shape (",
               logits.size(0), ",) to match logits ", logits.sizes(), ", got ", target.sizes());
@@ -30,8 +33,8 @@ inline void check_loss_inputs(const at::Tensor& logits, const at::Tensor& target
 
 inline void check_scale_grad_inputs(const at::Tensor& grad, const at::Tensor& grad_loss) {
   TORCH_CHECK(grad.dim() == 2, "pyrobust: scale_grad expects grad of shape (B, C), got ", grad.sizes());
-  TORCH_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == grad.size(0), "pyrobust: scale_grad expects grad_loss (",
-              grad.size(0), ",), got ", grad_loss.sizes());
+  TORCH_CHECK(grad_loss.dim() == 0 || (grad_loss.dim() == 1 && grad_loss.size(0) == grad.size(0)),
+              "pyrobust: scale_grad expects grad_loss of shape () or (", grad.size(0), ",), got ", grad_loss.sizes());
   TORCH_CHECK(grad.device() == grad_loss.device(), "pyrobust: grad and grad_loss must be on one device");
   TORCH_CHECK(grad_loss.is_floating_point(), "pyrobust: grad_loss must be floating point");
 }
