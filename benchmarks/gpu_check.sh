@@ -8,14 +8,15 @@
 #      compute-sanitizer memcheck;
 #   3. benchmark fwd+bwd of the fused losses against F.cross_entropy and the naive formulas (CSV), and
 #      report each fused call's bandwidth as a share of the GPU's peak, counting one read of the logits
-#      and one write of the gradient;
+#      and one write of the gradient; then, at one size, against torch.compile of the log-space formulas;
 #   4. time one epoch of CIFAR-shaped ResNet-14 training, if benchmarks/train_speed.py is there.
-# Needs torch with CUDA, nvcc, ninja, pytest, pandas; no internet. Takes about 5 minutes on an H100.
+# Needs torch with CUDA, nvcc, ninja, pytest, pandas; no internet. Takes about 6 minutes on an H100.
 #
 # Usage: benchmarks/gpu_check.sh OUTDIR        (run from anywhere)
 # Writes OUTDIR/gpu_check.log (everything), OUTDIR/build.log and OUTDIR/cuda.csv (the benchmark with the
-# GPU's name and bandwidth columns: the table to commit as reports/bench/cuda.csv). About 5 minutes on an
-# H100; each step has its own time limit. Override the sizes with GPU_CHECK_SIZES="BxC ...".
+# GPU's name and bandwidth columns: the table to commit as reports/bench/cuda.csv) and OUTDIR/cuda_compiled.csv
+# (the fused ops against torch.compile of the formulas, one size). About 6 minutes on an H100; each step has
+# its own time limit. Override the sizes with GPU_CHECK_SIZES="BxC ...".
 # Exit status: 0 only if every step passed; later steps still run after a failed test or benchmark step.
 set -uo pipefail
 
@@ -100,6 +101,10 @@ for size in $SIZES; do
     step "bench $size" 150 "$PYTHON" benchmarks/kernels.py --device cuda --dtype float32 bfloat16 \
         --sizes "$size" --no-compile --out "$SCRATCH/bench_$size.csv"
 done
+# 3b. The strongest thing a user would write instead: torch.compile (inductor) of the O(C) log-space
+#     formulas, at one size (compiling every size would take most of the time budget).
+step "bench compiled" 240 "$PYTHON" benchmarks/kernels.py --device cuda --dtype float32 --sizes 8192x1000 \
+    --out "$OUTDIR/cuda_compiled.csv"
 if compgen -G "$SCRATCH/bench_*.csv" > /dev/null; then
     step bandwidth 60 "$PYTHON" - "$OUTDIR/cuda.csv" "$SCRATCH"/bench_*.csv <<'EOF'
 """Bandwidth of each call: one read of the logits and one write of the gradient per fwd+bwd."""
