@@ -4,12 +4,14 @@ The schemas live in ``kernels/ops.cpp`` and the kernels in ``kernels/cpu`` and `
 ``pyrobust._C`` registers them. Here they get what PyTorch needs around them:
 
 * ``register_fake``: shapes and dtypes for ``torch.compile`` / fake tensors;
-* autograd is registered in C++ (``kernels/ops.cpp``), so that forward and backward run no Python:
-  the ops reduce the loss themselves (``reduction``: 0 none, 1 mean, 2 sum, as ``at::Reduction``) and
-  return ``d loss / d logits`` with it; the backward is ``scale_grad(grad, grad_loss)`` (``grad *
-  grad_loss[:, None]``, or ``grad * grad_loss`` for a reduced loss), and nothing at all when a reduced
-  loss on CPU starts the backward (its gradient is 1). ``scale_grad`` has no derivative: a backward
-  with ``create_graph=True`` (Hessians, gradient penalties) raises rather than silently dropping the
+* autograd is registered in C++ (``kernels/ops.cpp``), so that forward and backward run no Python.
+  ``forward_corrected_ce`` / ``backward_corrected_ce`` return the loss, reduced inside the op
+  (``reduction``: 0 none, 1 mean, 2 sum, as ``at::Reduction``); their kernels ``_forward_corrected_ce``
+  / ``_backward_corrected_ce`` also return ``d loss / d logits``, which autograd keeps. The backward
+  scales it by the incoming gradient: not at all when a reduced loss on CPU starts the backward (its
+  gradient is 1), in place for other scalars (on CUDA without a pass when the scalar is 1), and into a
+  new buffer for per-row gradients or a retained graph. It has no derivative: a backward with
+  ``create_graph=True`` (Hessians, gradient penalties) raises rather than silently dropping the
   second-order term;
 * ``register_autocast`` on CPU: under ``torch.autocast("cpu")`` the losses run in float32 (the CPU
   kernels take float32/float64). On CUDA the kernels take float16/bfloat16 directly.
@@ -35,6 +37,7 @@ __all__ = ["backend", "available", "REDUCTIONS"]
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 _LOSS_OPS = ("pyrobust::forward_corrected_ce", "pyrobust::backward_corrected_ce")
+_KERNEL_OPS = ("pyrobust::_forward_corrected_ce", "pyrobust::_backward_corrected_ce")
 _warned: set[str] = set()
 
 
@@ -73,7 +76,7 @@ def _find_backend(device_type: str) -> str:
         )
     else:
         key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-        if key is not None and all(torch._C._dispatch_has_kernel_for_dispatch_key(op, key) for op in _LOSS_OPS):
+        if key is not None and all(torch._C._dispatch_has_kernel_for_dispatch_key(op, key) for op in _KERNEL_OPS):
             return "cpp" if key == "CPU" else "cuda"
         if device_type == "cuda":
             reason = "CUDA kernels not compiled into this build (torch or nvcc without CUDA at build time)"
@@ -87,13 +90,17 @@ def _table_dtype(logits_dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if logits_dtype == torch.float64 else torch.float32
 
 
-def _fake_loss(logits, target, table, ignore_index=-100, reduction=0):
+def _fake_loss(logits, target, table, ignore_index=-100, reduction=1):
     torch._check(logits.dim() == 2, lambda: f"logits must be 2-D (B, C), got {logits.dim()}-D")
     torch._check(target.shape == logits.shape[:1], lambda: "target must have shape (B,)")
     torch._check(table.shape == (logits.shape[1], logits.shape[1]), lambda: "table must be C x C")
     torch._check(reduction in REDUCTIONS.values(), lambda: f"reduction must be 0, 1 or 2, got {reduction}")
     loss_shape = logits.shape[:1] if reduction == REDUCTIONS["none"] else ()
-    loss = logits.new_empty(loss_shape, dtype=_table_dtype(logits.dtype))
+    return logits.new_empty(loss_shape, dtype=_table_dtype(logits.dtype))
+
+
+def _fake_loss_and_grad(logits, target, table, ignore_index, reduction):
+    loss = _fake_loss(logits, target, table, ignore_index, reduction)
     return loss, torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
@@ -111,7 +118,10 @@ if _C is not None:
     for _op in _LOSS_OPS:
         torch.library.register_fake(_op)(_fake_loss)
         torch.library.register_autocast(_op, "cpu", torch.float32)
+    for _op in _KERNEL_OPS:
+        torch.library.register_fake(_op)(_fake_loss_and_grad)
     torch.library.register_fake("pyrobust::scale_grad")(_fake_scale_grad)
+    torch.library.register_fake("pyrobust::scale_grad_")(lambda grad, grad_loss: None)
     torch.library.register_fake("pyrobust::dropout_mask")(
         lambda self, p, *, generator=None: torch.empty_like(self, memory_format=torch.contiguous_format)
     )

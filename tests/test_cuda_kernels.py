@@ -75,16 +75,16 @@ def _check(op, ref, logits, target, table, dtype, reduction=0):
 @pytest.mark.parametrize("C", CLASSES)
 def test_cuda_launch_paths_match_reference(C, dtype):
     logits, target, log_T_t, T_inv = _inputs(C, dtype, seed=C)
-    _check(ops.forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype)
-    _check(ops.backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
+    _check(ops._forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype)
+    _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("C", [10, 1000, 2047, 20000])  # scalar and vector warp, scalar block, block with a tail
 def test_cuda_mean_scales_the_gradient_in_the_kernel(C, dtype):
     logits, target, log_T_t, T_inv = _inputs(C, dtype, seed=C + 2)
-    _check(ops.forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype, reduction=1)
-    _check(ops.backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype, reduction=1)
+    _check(ops._forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype, reduction=1)
+    _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype, reduction=1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -92,8 +92,8 @@ def test_cuda_mean_scales_the_gradient_in_the_kernel(C, dtype):
 def test_cuda_misaligned_logits_take_the_scalar_path(C, dtype):
     logits, target, log_T_t, T_inv = _inputs(C, dtype, misaligned=True, seed=C + 1)
     assert logits.is_contiguous() and logits.data_ptr() % 16 != 0
-    _check(ops.forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype)
-    _check(ops.backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
+    _check(ops._forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype)
+    _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -110,13 +110,34 @@ def test_cuda_scale_grad_multiplies_each_row(C, dtype):
     torch.testing.assert_close(ops.scale_grad(grad, mean), (grad.to(acc) / 4).to(dtype), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(33, 10), (33, 1024), (33, 2047), (5, 3)])  # 16-byte packs and scalars
+def test_cuda_scale_grad_in_place_multiplies_and_leaves_the_buffer_alone_at_one(shape, dtype):
+    g = torch.Generator(device="cuda").manual_seed(shape[1])
+    grad = torch.randn(*shape, device="cuda", generator=g).to(dtype)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    expected = (grad.to(acc) * -0.75).to(dtype)
+    ops.scale_grad_(grad, torch.tensor(-0.75, device="cuda", dtype=acc))
+    torch.testing.assert_close(grad, expected, rtol=0, atol=0)
+    before = grad.clone()
+    ops.scale_grad_(grad, torch.tensor(1.0, device="cuda", dtype=acc))
+    assert torch.equal(grad, before)
+    # a view one element into its storage: no 16-byte accesses
+    storage = torch.zeros(grad.numel() + 1, device="cuda", dtype=dtype)
+    view = storage[1:].view(shape)
+    view.copy_(before)
+    ops.scale_grad_(view, torch.tensor(2.0, device="cuda", dtype=acc))
+    torch.testing.assert_close(view, (before.to(acc) * 2).to(dtype), rtol=0, atol=0)
+    assert storage[0] == 0
+
+
 def test_cuda_kernels_run_on_the_current_stream_and_device():
     logits, target, log_T_t, _ = _inputs(100, torch.float32)
-    expected, _ = ops.forward_corrected_ce(logits, target, log_T_t, -100)
+    expected, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        loss, _ = ops.forward_corrected_ce(logits, target, log_T_t, -100)
+        loss, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)
         # Only enqueued on `stream`: graph capture would fail if the op synchronised or used another one.
     torch.cuda.current_stream().wait_stream(stream)
     torch.testing.assert_close(loss, expected, rtol=0, atol=0)
@@ -125,10 +146,10 @@ def test_cuda_kernels_run_on_the_current_stream_and_device():
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        ops.forward_corrected_ce(logits, target, log_T_t, -100)  # warm-up outside the capture
+        ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)  # warm-up outside the capture
     torch.cuda.current_stream().wait_stream(side)
     with torch.cuda.graph(graph):
-        captured, _ = ops.forward_corrected_ce(logits, target, log_T_t, -100)
+        captured, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)
     graph.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(captured, expected, rtol=0, atol=0)

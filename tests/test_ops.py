@@ -37,21 +37,22 @@ def test_cpu_kernel_is_compiled_and_in_use():
 @pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
 def test_opcheck(device, dtype, reduction):
     logits, target, log_T_t, T_inv = _inputs(device, dtype)
-    logits.requires_grad_()
-    torch.library.opcheck(ops.forward_corrected_ce, (logits, target, log_T_t, -100, reduction))
-    torch.library.opcheck(ops.backward_corrected_ce, (logits, target, T_inv, -100, reduction))
+    for op, table in (("forward_corrected_ce", log_T_t), ("backward_corrected_ce", T_inv)):
+        torch.library.opcheck(getattr(ops, op), (logits.clone().requires_grad_(), target, table, -100, reduction))
+        torch.library.opcheck(getattr(ops, "_" + op), (logits, target, table, -100, reduction))
     grad_loss = torch.rand(logits.shape[0] if reduction == NONE else (), dtype=logits.dtype, device=device)
-    torch.library.opcheck(ops.scale_grad, (logits.detach(), grad_loss))
+    torch.library.opcheck(ops.scale_grad, (logits, grad_loss))
+    torch.library.opcheck(ops.scale_grad_, (logits.clone(), torch.tensor(0.5, dtype=logits.dtype, device=device)))
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_ops_match_reference_and_return_their_gradient(device):
+def test_kernels_match_reference_and_return_their_gradient(device):
     logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
     for op, ref, table in (
-        (ops.forward_corrected_ce, _reference.forward_corrected_ce, log_T_t),
-        (ops.backward_corrected_ce, _reference.backward_corrected_ce, T_inv),
+        (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t),
+        (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv),
     ):
-        loss, grad = op(logits, target, table, -100)
+        loss, grad = op(logits, target, table, -100, NONE)
         h = logits.clone().requires_grad_()
         expected = ref(h, target, table, -100)
         (expected_grad,) = torch.autograd.grad(expected.sum(), h)
@@ -64,21 +65,25 @@ def test_ops_match_reference_and_return_their_gradient(device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", [MEAN, SUM])
 def test_reduced_ops_match_the_reduced_reference(device, reduction):
-    """The ops reduce as F.cross_entropy does: a mean over the rows not ignored (row 1 is), or a sum."""
+    """The ops reduce as F.cross_entropy does: a mean over the rows not ignored (row 1 is), or a sum; their
+    kernels return the gradient of that reduced loss."""
     logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
     valid = target != -100
-    for op, ref, table in (
-        (ops.forward_corrected_ce, _reference.forward_corrected_ce, log_T_t),
-        (ops.backward_corrected_ce, _reference.backward_corrected_ce, T_inv),
+    for name, ref, table in (
+        ("forward_corrected_ce", _reference.forward_corrected_ce, log_T_t),
+        ("backward_corrected_ce", _reference.backward_corrected_ce, T_inv),
     ):
         h = logits.clone().requires_grad_()
         rows = ref(h, target, table, -100)
         expected = rows.sum() / valid.sum() if reduction == MEAN else rows.sum()
         (expected_grad,) = torch.autograd.grad(expected, h)
-        loss, grad = op(logits, target, table, -100, reduction)
+        loss, grad = getattr(ops, "_" + name)(logits, target, table, -100, reduction)
         assert loss.shape == () and loss.dtype == torch.float64
         torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+        h.grad = None
+        getattr(ops, name)(h, target, table, -100, reduction).backward()
+        torch.testing.assert_close(h.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -87,7 +92,7 @@ def test_mean_with_every_row_ignored_is_nan_with_zero_gradient_like_cross_entrop
     target.fill_(-100)
     h = logits.clone().requires_grad_()
     F.cross_entropy(h, target).backward()
-    for op, table in ((ops.forward_corrected_ce, log_T_t), (ops.backward_corrected_ce, T_inv)):
+    for op, table in ((ops._forward_corrected_ce, log_T_t), (ops._backward_corrected_ce, T_inv)):
         loss, grad = op(logits, target, table, -100, MEAN)
         assert torch.isnan(loss)
         torch.testing.assert_close(grad, h.grad, rtol=0, atol=0)
@@ -99,7 +104,7 @@ def test_gradcheck(device, reduction):
     logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
     logits.requires_grad_()
     for op, table in ((ops.forward_corrected_ce, log_T_t), (ops.backward_corrected_ce, T_inv)):
-        assert torch.autograd.gradcheck(lambda h: op(h, target, table, -100, reduction)[0], (logits,))
+        assert torch.autograd.gradcheck(lambda h: op(h, target, table, -100, reduction), (logits,))
 
 
 def _ops_called(fn) -> list[str]:
@@ -109,29 +114,34 @@ def _ops_called(fn) -> list[str]:
 
 
 def test_backward_of_a_reduced_loss_makes_no_pass_when_its_gradient_is_one():
-    """loss.backward() on CPU hands autograd the gradient saved by the forward: no scale_grad, no copy."""
+    """loss.backward() on CPU hands autograd the gradient saved by the forward: no scale_grad, no copy; any
+    other scalar gradient scales that buffer in place."""
     logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
     h = logits.clone().requires_grad_()
 
     def step(factor=None):
-        loss = ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)[0]
+        loss = ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)
         (loss if factor is None else factor * loss).backward()
 
     called = _ops_called(step)
-    assert "pyrobust::scale_grad" not in called and "aten::clone" not in called and "aten::copy_" not in called
+    assert not {"pyrobust::scale_grad", "pyrobust::scale_grad_", "aten::clone", "aten::copy_"} & set(called)
     h.grad = None
-    assert "pyrobust::scale_grad" in _ops_called(lambda: step(2.0))
+    called = _ops_called(lambda: step(2.0))
+    assert "pyrobust::scale_grad_" in called and "pyrobust::scale_grad" not in called
     rows = _reference.forward_corrected_ce(h, target, log_T_t.double(), -100)
     torch.testing.assert_close(h.grad, torch.autograd.grad(2 * rows.sum() / 5, h)[0])
 
 
-def test_saved_gradient_survives_a_retained_graph_and_in_place_updates_of_grad():
-    """The buffer handed to autograd is the one the graph keeps: while the graph is retained, autograd must
-    copy it, so that zeroing or accumulating into logits.grad cannot change a later backward."""
-    logits, target, _, T_inv = _inputs("cpu", torch.float64)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("factor", [1.0, 3.0])
+def test_saved_gradient_survives_a_retained_graph_and_in_place_updates_of_grad(device, factor):
+    """The buffer handed to autograd is the one the graph keeps: while the graph is retained, it must be
+    neither scaled in place nor taken over as logits.grad, so that zeroing or accumulating into
+    logits.grad cannot change a later backward."""
+    logits, target, _, T_inv = _inputs(device, torch.float64)
     h = logits.clone().requires_grad_()
-    loss, _ = ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)
-    expected = torch.autograd.grad(ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)[0], h)[0]
+    loss = factor * ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)
+    expected = torch.autograd.grad(factor * ops.backward_corrected_ce(h, target, T_inv, -100, MEAN), h)[0]
     loss.backward(retain_graph=True)
     torch.testing.assert_close(h.grad, expected, rtol=0, atol=0)
     h.grad.zero_()
@@ -141,9 +151,20 @@ def test_saved_gradient_survives_a_retained_graph_and_in_place_updates_of_grad()
     # logits reaching the loss twice: autograd sums two contributions of the same op
     h.grad = None
     x = h * 1
-    summed = [ops.backward_corrected_ce(x, target, T_inv, -100, SUM)[0] for _ in range(2)]
-    (summed[0] + summed[1]).backward()
+    summed = [ops.backward_corrected_ce(x, target, T_inv, -100, SUM) for _ in range(2)]
+    (factor * (summed[0] + summed[1])).backward()
     torch.testing.assert_close(h.grad, 2 * expected * (target != -100).sum(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_losses_run_in_inference_mode(device):
+    """Inference tensors carry no autograd keys: the ops then compute the loss alone."""
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float32)
+    for name, table in (("forward_corrected_ce", log_T_t), ("backward_corrected_ce", T_inv)):
+        expected, _ = getattr(ops, "_" + name)(logits, target, table, -100, MEAN)
+        with torch.inference_mode():
+            loss = getattr(ops, name)(logits.clone(), target, table, -100, MEAN)
+        torch.testing.assert_close(loss, expected, rtol=0, atol=0)
 
 
 def test_reduction_code_is_checked():
@@ -156,7 +177,7 @@ def test_reduction_code_is_checked():
 def test_double_backward_raises(device):
     logits, target, log_T_t, _ = _inputs(device, torch.float64)
     logits.requires_grad_()
-    loss, _ = ops.forward_corrected_ce(logits, target, log_T_t, -100)
+    loss = ops.forward_corrected_ce(logits, target, log_T_t, -100, NONE)
     with pytest.raises(RuntimeError, match="differentiable once; double backward"):
         torch.autograd.grad(loss.sum(), logits, create_graph=True)
 
@@ -201,9 +222,9 @@ def test_torch_compile_fullgraph(device):
 
     def f(h):
         return (
-            ops.forward_corrected_ce(h, target, log_T_t, -100)[0].sum()
-            + ops.backward_corrected_ce(h, target, T_inv, -100)[0].mean()
-            + ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)[0]
+            ops.forward_corrected_ce(h, target, log_T_t, -100, NONE).sum()
+            + ops.backward_corrected_ce(h, target, T_inv, -100, NONE).mean()
+            + 2 * ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)
         )
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
@@ -217,9 +238,9 @@ def test_autocast_cpu_runs_in_float32():
     logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
     h_bf16 = logits.to(torch.bfloat16).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, grad = ops.forward_corrected_ce(h_bf16, target, log_T_t, -100)
-    assert loss.dtype == torch.float32 and grad.dtype == torch.float32
-    expected, _ = ops.forward_corrected_ce(h_bf16.detach().float(), target, log_T_t, -100)
+        loss = ops.forward_corrected_ce(h_bf16, target, log_T_t, -100, NONE)
+    assert loss.dtype == torch.float32
+    expected = ops.forward_corrected_ce(h_bf16.detach().float(), target, log_T_t, -100, NONE)
     torch.testing.assert_close(loss, expected)
     loss.sum().backward()
     assert h_bf16.grad.dtype == torch.bfloat16
@@ -247,12 +268,14 @@ def test_cuda_backend_says_why_it_falls_back(monkeypatch):
             assert _ops.backend("cuda") == "reference"
 
 
-def test_grad_output_is_not_differentiable():
+def test_kernels_are_not_differentiable_themselves():
+    """Gradients go through the losses' autograd; through a kernel op a backward raises, never returns a
+    silently wrong number."""
     logits, target, log_T_t, _ = _inputs("cpu", torch.float64)
-    _, grad = ops.forward_corrected_ce(logits.requires_grad_(), target, log_T_t, -100)
-    assert not grad.requires_grad
-    with pytest.raises(RuntimeError, match="does not require grad"):
-        grad.sum().backward()
+    with pytest.raises(RuntimeError, match="_forward_corrected_ce has no derivative: differentiate the loss op"):
+        ops._forward_corrected_ce(logits.requires_grad_(), target, log_T_t, -100, MEAN)
+    with torch.no_grad():  # values only: fine
+        ops._forward_corrected_ce(logits, target, log_T_t, -100, MEAN)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -266,7 +289,7 @@ def test_impossible_noisy_label_gives_infinite_loss(dtype, C):
     target = torch.zeros(9, dtype=torch.int64)
     target[[2, 8]] = C - 1
     table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    loss, grad = ops.forward_corrected_ce(logits, target, T.log().t().contiguous().to(table_dtype), -100)
+    loss, grad = ops._forward_corrected_ce(logits, target, T.log().t().contiguous().to(table_dtype), -100, NONE)
     assert torch.isinf(loss[[2, 8]]).all() and torch.isfinite(loss[[0, 1, 3, 4, 5, 6, 7]]).all()
     assert torch.isnan(grad[[2, 8]]).all() and torch.isfinite(grad[[0, 1, 3, 4, 5, 6, 7]]).all()
 

@@ -501,12 +501,19 @@ at::Tensor scale_grad_cpu(const at::Tensor& grad_in, const at::Tensor& grad_loss
   return out;
 }
 
+void scale_grad_inplace_cpu(const at::Tensor& grad, const at::Tensor& grad_loss) {
+  check_scale_grad_inplace_inputs(grad, grad_loss);
+  const double scale = grad_loss.item<double>();
+  if (scale != 1.0) grad.mul_(scale);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pyrobust, CPU, m) {
-  m.impl("forward_corrected_ce", &forward_corrected_ce_cpu);
-  m.impl("backward_corrected_ce", &backward_corrected_ce_cpu);
+  m.impl("_forward_corrected_ce", &forward_corrected_ce_cpu);
+  m.impl("_backward_corrected_ce", &backward_corrected_ce_cpu);
   m.impl("scale_grad", &scale_grad_cpu);
+  m.impl("scale_grad_", &scale_grad_inplace_cpu);
 }
 
 }  // namespace pyrobust

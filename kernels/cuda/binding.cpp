@@ -110,12 +110,23 @@ at::Tensor scale_grad_cuda(const at::Tensor& grad_in, const at::Tensor& grad_los
   return out;
 }
 
+void scale_grad_inplace_cuda(const at::Tensor& grad, const at::Tensor& grad_loss_in) {
+  check_scale_grad_inplace_inputs(grad, grad_loss_in);
+  TORCH_CHECK(grad.is_cuda(), "pyrobust: the CUDA kernels need CUDA tensors, got ", grad.device());
+  const cuda::Dtype dtype = kernel_dtype(grad.scalar_type());
+  const c10::cuda::CUDAGuard device_guard(grad.device());
+  const at::Tensor grad_loss = grad_loss_in.to(accumulate_type(grad.scalar_type()));
+  C10_CUDA_CHECK(cuda::scale_grad_inplace(dtype, grad.mutable_data_ptr(), grad_loss.const_data_ptr(), grad.numel(),
+                                          c10::cuda::getCurrentCUDAStream()));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pyrobust, CUDA, m) {
-  m.impl("forward_corrected_ce", &forward_corrected_ce_cuda);
-  m.impl("backward_corrected_ce", &backward_corrected_ce_cuda);
+  m.impl("_forward_corrected_ce", &forward_corrected_ce_cuda);
+  m.impl("_backward_corrected_ce", &backward_corrected_ce_cuda);
   m.impl("scale_grad", &scale_grad_cuda);
+  m.impl("scale_grad_", &scale_grad_inplace_cuda);
 }
 
 }  // namespace pyrobust

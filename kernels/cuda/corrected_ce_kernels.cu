@@ -297,6 +297,24 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// grad *= *scale in place, over the array seen as packs of kVec elements. The scale stays on the device
+// (the host cannot read it without a synchronisation); when it is 1, the gradient that loss.backward()
+// starts from, no thread touches the array.
+template <typename scalar_t, int kVec, typename index_t>
+__global__ void __launch_bounds__(256)
+    scale_grad_inplace_kernel(scalar_t* grad, const acc_type<scalar_t>* __restrict__ scale, index_t num_packs) {
+  using E = Element<scalar_t>;
+  const acc_type<scalar_t> s = *scale;
+  if (s == acc_type<scalar_t>(1)) return;
+  for (index_t p = index_t(blockIdx.x) * blockDim.x + threadIdx.x; p < num_packs;
+       p += index_t(gridDim.x) * blockDim.x) {
+    Pack<scalar_t, kVec> g = load_pack<kVec>(grad + int64_t(p) * kVec);
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(E::to_acc(g.v[k]) * s);
+    store_pack(grad + int64_t(p) * kVec, g);
+  }
+}
+
 // ---- host side ------------------------------------------------------------------------------------
 
 bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -423,6 +441,37 @@ cudaError_t scale_grad_typed(const void* grad, const void* grad_loss, int64_t ba
   return scale_grad_packs<scalar_t, 1>(g, s, batch, num_classes, o, stream);
 }
 
+// At most 8 blocks of 256 threads per SM (full occupancy), striding over the rest: where the scale is 1
+// every block exits at once, and the launch costs about what an empty kernel does.
+template <typename scalar_t, int kVec, typename index_t>
+cudaError_t launch_scale_grad_inplace(scalar_t* grad, const acc_type<scalar_t>* scale, int64_t num_packs,
+                                      cudaStream_t stream) {
+  constexpr int kThreads = 256;
+  int device = 0, sms = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess) status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (status != cudaSuccess) return status;
+  const int64_t blocks = std::min<int64_t>((num_packs + kThreads - 1) / kThreads, int64_t(8) * std::max(sms, 1));
+  scale_grad_inplace_kernel<scalar_t, kVec, index_t>
+      <<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(grad, scale, static_cast<index_t>(num_packs));
+  return cudaGetLastError();
+}
+
+template <typename scalar_t>
+cudaError_t scale_grad_inplace_typed(void* grad, const void* scale, int64_t numel, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  auto* g = static_cast<scalar_t*>(grad);
+  const auto* s = static_cast<const acc_type<scalar_t>*>(scale);
+  constexpr int64_t k32Bit = int64_t(1) << 31;  // 32-bit indices while p + grid stride cannot wrap
+  if (numel % kVec == 0 && aligned(grad, 16)) {
+    const int64_t packs = numel / kVec;
+    return packs < k32Bit ? launch_scale_grad_inplace<scalar_t, kVec, uint32_t>(g, s, packs, stream)
+                          : launch_scale_grad_inplace<scalar_t, kVec, int64_t>(g, s, packs, stream);
+  }
+  return numel < k32Bit ? launch_scale_grad_inplace<scalar_t, 1, uint32_t>(g, s, numel, stream)
+                        : launch_scale_grad_inplace<scalar_t, 1, int64_t>(g, s, numel, stream);
+}
+
 }  // namespace
 
 cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
@@ -452,6 +501,22 @@ cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int
       return scale_grad_typed<__half>(grad, grad_loss, batch, num_classes, out, stream);
     case Dtype::kBFloat16:
       return scale_grad_typed<__nv_bfloat16>(grad, grad_loss, batch, num_classes, out, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t scale_grad_inplace(Dtype dtype, void* grad, const void* scale, int64_t numel, cudaStream_t stream) {
+  if (numel < 0) return cudaErrorInvalidValue;
+  if (numel == 0) return cudaSuccess;
+  switch (dtype) {
+    case Dtype::kFloat32:
+      return scale_grad_inplace_typed<float>(grad, scale, numel, stream);
+    case Dtype::kFloat64:
+      return scale_grad_inplace_typed<double>(grad, scale, numel, stream);
+    case Dtype::kFloat16:
+      return scale_grad_inplace_typed<__half>(grad, scale, numel, stream);
+    case Dtype::kBFloat16:
+      return scale_grad_inplace_typed<__nv_bfloat16>(grad, scale, numel, stream);
   }
   return cudaErrorInvalidValue;
 }

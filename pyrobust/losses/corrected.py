@@ -160,7 +160,7 @@ def _corrected_loss(
     # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
     if impl != "reference" and not table.requires_grad and not clip:
         args = (logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index, REDUCTIONS[reduction])
-        return _op(kind)(*args)[0]
+        return _op(kind)(*args)
     _reference.check_targets(target, logits.shape[1], ignore_index)
     if kind == "forward":
         loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)

@@ -136,13 +136,13 @@ def test_many_classes_read_only_the_target_rows(device, C):
     rows[:, ::3] = 0  # zeros in T: -inf in log space
     rows /= rows.sum(dim=1, keepdim=True)
     for op, ref, values in (
-        (torch.ops.pyrobust.forward_corrected_ce, _reference.forward_corrected_ce, rows.log()),
-        (torch.ops.pyrobust.backward_corrected_ce, _reference.backward_corrected_ce, 3 * rows - 2 / C),  # rows sum to 1 like T^-1
+        (torch.ops.pyrobust._forward_corrected_ce, _reference.forward_corrected_ce, rows.log()),
+        (torch.ops.pyrobust._backward_corrected_ce, _reference.backward_corrected_ce, 3 * rows - 2 / C),  # rows sum to 1 like T^-1
     ):
         table = torch.full((C, C), float("nan"), dtype=torch.float32)
         table[target] = values.float()
         expected, expected_grad = value_and_grad(lambda h: ref(h, target, table.double()), logits)
-        loss, grad = op(logits.float().to(device), target.to(device), table.to(device), -100)
+        loss, grad = op(logits.float().to(device), target.to(device), table.to(device), -100, 0)
         torch.testing.assert_close(loss.cpu().double(), expected, rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(grad.cpu().double(), expected_grad, rtol=1e-5, atol=1e-6)
         del table

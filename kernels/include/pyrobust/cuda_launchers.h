@@ -46,5 +46,9 @@ cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t
 cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,
                        void* out, cudaStream_t stream);
 
+// grad[k] *= *scale for the numel elements of grad, in place; `scale` is one value of the accumulation
+// type, on the device. Where *scale == 1 the array is not touched.
+cudaError_t scale_grad_inplace(Dtype dtype, void* grad, const void* scale, int64_t numel, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace pyrobust
