@@ -261,7 +261,7 @@ def test_fallback_warns_once_with_the_reason(monkeypatch):
 def test_cuda_backend_says_why_it_falls_back(monkeypatch):
     monkeypatch.setattr(_ops, "_warned", set())
     monkeypatch.setattr(_ops, "_backends", {})
-    if torch._C._dispatch_has_kernel_for_dispatch_key("pyrobust::forward_corrected_ce", "CUDA"):
+    if torch._C._dispatch_has_kernel_for_dispatch_key("pyrobust::_forward_corrected_ce", "CUDA"):
         assert _ops.backend("cuda") == "cuda"
     else:
         with pytest.warns(RuntimeWarning, match="CUDA kernels not compiled into this build"):
