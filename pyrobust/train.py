@@ -500,19 +500,15 @@ def _logits(model: nn.Module, x: torch.Tensor, prep: _Prepared, config: TrainCon
 
 @torch.inference_mode()
 def _evaluate(
-    model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None,
-    prep: _Prepared, config: TrainConfig,
+    model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor, prep: _Prepared,
+    config: TrainConfig,
 ) -> tuple[float, float]:
-    """Mean loss (``nan`` without ``loss_fn``) and accuracy in percent of ``model`` on ``x[idx]``."""
+    """Mean loss (``nan`` without ``loss_fn``) and accuracy in percent of ``model`` on ``(x, y)``."""
     model.eval()
-    n = len(y) if idx is None else len(idx)
+    n = len(y)
     total_loss, correct = 0.0, 0
     for start in range(0, n, config.eval_batch_size):
-        stop = start + config.eval_batch_size
-        if idx is None:
-            xb, yb = x[start:stop], y[start:stop]
-        else:
-            xb, yb = x.index_select(0, idx[start:stop]), y.index_select(0, idx[start:stop])
+        xb, yb = x[start : start + config.eval_batch_size], y[start : start + config.eval_batch_size]
         logits = _logits(model, xb, prep, config)
         if loss_fn is not None:
             total_loss += loss_fn(logits, yb).item() * len(yb)
@@ -599,7 +595,7 @@ def _fit(
             loss.backward()
             optimizer.step()
             running.add_(loss.detach(), alpha=len(yb))
-        val_loss, val_acc = _evaluate(model, loss_fn, x_val, y_val, None, prep, config)
+        val_loss, val_acc = _evaluate(model, loss_fn, x_val, y_val, prep, config)
         history["train_loss"].append(running.item() / n_used)
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_acc)
@@ -726,7 +722,7 @@ def train_methods(
             loss_fn, mix = _make_loss(method, T_used, cfg)
             loss_fn = loss_fn.to(device)
             history = _fit(cfg, model, loss_fn, prep, progress)
-            _, test_accuracy = _evaluate(model, None, prep.x_test, prep.y_test, None, prep, cfg)
+            _, test_accuracy = _evaluate(model, None, prep.x_test, prep.y_test, prep, cfg)
             if save_probs is not None and method.name == "cross_entropy":
                 write_npy(save_probs, _probabilities(model, prep, cfg))
         record = {

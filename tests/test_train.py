@@ -219,9 +219,9 @@ def test_keeps_the_lowest_validation_loss_epoch(small, monkeypatch):
     snapshots = []
     real_evaluate = tr._evaluate
 
-    def scripted(model, loss_fn, x, y, idx, prep, config):
+    def scripted(model, loss_fn, x, y, prep, config):
         if loss_fn is None:  # the test-set evaluation
-            return real_evaluate(model, loss_fn, x, y, idx, prep, config)
+            return real_evaluate(model, loss_fn, x, y, prep, config)
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
         return next(curve), 50.0
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from pyrobust import _reference
 from pyrobust._checks import check_transition_matrix
-from pyrobust._ops import REDUCTIONS, _table_dtype, backend
+from pyrobust._ops import REDUCTIONS, _table_dtype, available, backend
 
 __all__ = [
     "forward_corrected_cross_entropy",
@@ -131,16 +131,12 @@ def _check_T_inv(T_inv: torch.Tensor, num_classes: int) -> torch.Tensor:
 # --- the loss on whichever backend runs -------------------------------------------------------------
 
 
-def _op(kind: str) -> torch._ops.OpOverload:
-    """``torch.ops.pyrobust.{kind}_corrected_ce``, looked up when first needed: it exists only where the
-    extension loaded. The overload itself, not the packet, saves a lookup per call."""
-    op = _OPS.get(kind)
-    if op is None:
-        op = _OPS[kind] = getattr(torch.ops.pyrobust, f"{kind}_corrected_ce").default
-    return op
-
-
-_OPS: dict[str, torch._ops.OpOverload] = {}
+# The overloads themselves, not the packets: one lookup less per call. They exist where the extension loaded.
+_OPS = (
+    {kind: getattr(torch.ops.pyrobust, f"{kind}_corrected_ce").default for kind in ("forward", "backward")}
+    if available()
+    else {}
+)
 
 
 def _corrected_loss(
@@ -160,7 +156,7 @@ def _corrected_loss(
     # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
     if impl != "reference" and not table.requires_grad and not clip:
         args = (logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index, REDUCTIONS[reduction])
-        return _op(kind)(*args)
+        return _OPS[kind](*args)
     _reference.check_targets(target, logits.shape[1], ignore_index)
     if kind == "forward":
         loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)

@@ -40,10 +40,9 @@ inline void check_scale_grad_inputs(const at::Tensor& grad, const at::Tensor& gr
 }
 
 inline void check_scale_grad_inplace_inputs(const at::Tensor& grad, const at::Tensor& grad_loss) {
+  check_scale_grad_inputs(grad, grad_loss);
   TORCH_CHECK(grad_loss.dim() == 0, "pyrobust: scale_grad_ expects a scalar grad_loss, got ", grad_loss.sizes());
   TORCH_CHECK(grad.is_contiguous(), "pyrobust: scale_grad_ expects a contiguous grad");
-  TORCH_CHECK(grad.device() == grad_loss.device(), "pyrobust: grad and grad_loss must be on one device");
-  TORCH_CHECK(grad_loss.is_floating_point(), "pyrobust: grad_loss must be floating point");
 }
 
 }  // namespace pyrobust
