@@ -15,7 +15,9 @@ gradient of the logits, which every method allocates:
 Usage: python benchmarks/kernels.py --device cpu --threads 2 --out reports/bench/cpu.csv
 Ratios printed at the end: fused / cross_entropy (target <= 0.8), naive / fused (target >= 15 at C=1000,
 >= 50 at C=10000), compiled / fused for both compiled formulas. On CUDA, timing uses CUDA events and
-memory max_memory_allocated.
+memory max_memory_allocated, and every step is timed twice: as called from Python (``median_ms``: what a
+training loop sees, launch overhead included, which is most of a small call) and captured once in a CUDA
+graph and replayed (``graph_ms``: the GPU's own time, from which bandwidth is judged).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ SIZES = ((4096, 10), (4096, 100), (4096, 1000), (1024, 10000))
 
 
 def random_T(C: int, N: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A dense, well-conditioned row-stochastic T: (1 - N) on the diagonal, N spread at random off it."""
-    off = torch.rand(C, C, generator=generator, dtype=torch.float64)
+    """A dense, well-conditioned row-stochastic T: (1 - N) on the diagonal, N spread at random off it; on
+    the generator's device."""
+    device = generator.device if generator is not None else None
+    off = torch.rand(C, C, generator=generator, dtype=torch.float64, device=device)
     off.fill_diagonal_(0)
     T = N * off / off.sum(dim=1, keepdim=True)
     T.diagonal().fill_(1 - N)
@@ -118,6 +122,20 @@ def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device
     return {name: statistics.median(r) for name, r in runs.items()}
 
 
+def cuda_graphed(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` (forward and backward) captured in a CUDA graph; returns its replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm up outside the capture, on a side stream, as torch.cuda.graph asks
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
 class _PeakMemory(TorchDispatchMode):
     """Bytes of tensor storage allocated by the ops run under it: current and peak."""
 
@@ -162,14 +180,16 @@ def peak_memory(step: Callable[[], None], device: torch.device) -> float:
 
 
 def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -> list[dict]:
-    g = torch.Generator().manual_seed(0)
+    # Everything is made on the device: T's float64 inverse is 2 C^3 flops (C = 32,000: 7e13), seconds on a
+    # GPU but minutes on its host.
+    g = torch.Generator(device=device).manual_seed(0)
     T = random_T(C, generator=g)
     fused_backward = pyrobust.BackwardCorrectedLoss(T)
-    T_inv = fused_backward._T_inv  # its float64 inverse: C^3 work done once (C = 10,000: 1e12 flops)
-    logits = torch.randn(B, C, generator=g, dtype=torch.float32).mul_(3).to(device, dtype).requires_grad_()
-    target = torch.randint(0, C, (B,), generator=g).to(device)
-    T_d, T_inv_d = T.to(device, dtype), T_inv.to(device, dtype)
-    log_T_t_d = T.log().t().contiguous().to(device, dtype)
+    T_inv = fused_backward._T_inv
+    logits = torch.randn(B, C, generator=g, dtype=torch.float32, device=device).mul_(3).to(dtype).requires_grad_()
+    target = torch.randint(0, C, (B,), generator=g, device=device)
+    T_d, T_inv_d = T.to(dtype), T_inv.to(dtype)
+    log_T_t_d = T.log().t().contiguous().to(dtype)
 
     losses: dict[str, Callable] = {
         "fused_forward": pyrobust.ForwardCorrectedLoss(T),
@@ -193,6 +213,17 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
 
     steps = {name: make_step(fn) for name, fn in losses.items()}
     seconds = time_side_by_side(steps, device, args.repeats, args.min_time)
+    graph_seconds = {}
+    if device.type == "cuda":
+        replays = {}
+        for name, step in steps.items():
+            try:
+                replays[name] = cuda_graphed(step)
+            except Exception as err:  # noqa: BLE001 - a method that cannot be captured is reported, not fatal
+                print(f"{B:>5} x {C:<5} {name}: not captured in a CUDA graph ({type(err).__name__}: {err})",
+                      file=sys.stderr)
+        graph_seconds = time_side_by_side(replays, device, args.repeats, args.min_time)
+        del replays  # their memory pools
     buffer = B * C * logits.element_size()
     rows = []
     for name, step in steps.items():
@@ -203,19 +234,22 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
             dict(
                 device=str(device), dtype=str(dtype).removeprefix("torch."), B=B, C=C, method=name,
                 threads=torch.get_num_threads(), median_ms=round(seconds[name] * 1e3, 4),
+                **({"graph_ms": round(graph_seconds.get(name, float("nan")) * 1e3, 4)} if device.type == "cuda" else {}),
                 # the final gradient (one B x C buffer) is part of every method's peak: "extra" excludes it
                 peak_BxC=round(peak / buffer, 3), peak_extra_BxC=round(peak / buffer - 1, 3),
                 backend=pyrobust.backend(device),
             )
         )
-        print(f"{B:>5} x {C:<5} {name:<24} {seconds[name] * 1e3:9.3f} ms   peak extra "
+        graphed = f"  (graph {rows[-1]['graph_ms']:.3f} ms)" if "graph_ms" in rows[-1] else ""
+        print(f"{B:>5} x {C:<5} {name:<24} {seconds[name] * 1e3:9.3f} ms{graphed}   peak extra "
               f"{rows[-1]['peak_extra_BxC']:.2f} x BxC", file=sys.stderr)
     return rows
 
 
-def ratios(rows: list[dict]) -> list[str]:
-    out = []
-    by = {(r["dtype"], r["B"], r["C"], r["method"]): r["median_ms"] for r in rows}
+def ratios(rows: list[dict], column: str = "median_ms") -> list[str]:
+    """Time ratios per size, from ``column`` (``median_ms``, or ``graph_ms`` on CUDA)."""
+    out = [f"ratios of {column}:"]
+    by = {(r["dtype"], r["B"], r["C"], r["method"]): r[column] for r in rows}
     for dtype, B, C in sorted({(r["dtype"], r["B"], r["C"]) for r in rows}, key=lambda k: (k[0], k[2])):
         t = lambda m: by.get((dtype, B, C, m), float("nan"))  # noqa: E731
         out.append(
@@ -251,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             B, C = (int(v) for v in size.lower().split("x"))
             rows += bench_size(B, C, getattr(torch, dtype_name), device, args)
 
-    print("\n".join(ratios(rows)))
+    for column in ("median_ms", "graph_ms"):
+        if column in rows[0]:
+            print("\n".join(ratios(rows, column)))
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w", newline="") as f:

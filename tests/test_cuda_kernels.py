@@ -54,13 +54,19 @@ def _inputs(C, dtype, *, B=48, misaligned=False, seed=0):
     return logits, target, log_T_t, T_inv
 
 
+def _reduced_reference(ref, h, target, table, reduction):
+    """The reference loss in float64, reduced as the ops' codes say: 0 none, 1 mean over rows not ignored, 2 sum."""
+    loss = ref(h, target, table.double(), -100)
+    if reduction == 1:
+        return loss.sum() / (target != -100).sum()
+    return loss.sum() if reduction == 2 else loss
+
+
 def _check(op, ref, logits, target, table, dtype, reduction=0):
-    """reduction 0 (none) or 1 (mean: the kernel scales the gradient by 1 / rows not ignored)."""
+    """reduction 0 (none), 1 (mean: the kernel scales the gradient by 1 / rows not ignored) or 2 (sum)."""
     loss, grad = op(logits, target, table, -100, reduction)
     h = logits.double().requires_grad_()
-    expected = ref(h, target, table.double(), -100)
-    if reduction == 1:
-        expected = expected.sum() / (target != -100).sum()
+    expected = _reduced_reference(ref, h, target, table, reduction)
     (expected_grad,) = torch.autograd.grad(expected.sum(), h)
     loss_rtol, loss_atol, grad_rtol, grad_atol = TOLERANCE[dtype]
     assert loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
@@ -79,12 +85,43 @@ def test_cuda_launch_paths_match_reference(C, dtype):
     _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype)
 
 
+@pytest.mark.parametrize("reduction", [1, 2], ids=["mean", "sum"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("C", [10, 1000, 2047, 20000])  # scalar and vector warp, scalar block, block with a tail
-def test_cuda_mean_scales_the_gradient_in_the_kernel(C, dtype):
+def test_cuda_reduced_losses_are_reduced_and_scaled_in_the_kernel(C, dtype, reduction):
     logits, target, log_T_t, T_inv = _inputs(C, dtype, seed=C + 2)
-    _check(ops._forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype, reduction=1)
-    _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype, reduction=1)
+    _check(ops._forward_corrected_ce, _reference.forward_corrected_ce, logits, target, log_T_t, dtype, reduction)
+    _check(ops._backward_corrected_ce, _reference.backward_corrected_ce, logits, target, T_inv, dtype, reduction)
+
+
+# Many blocks, so that the block that finishes last sums several partial sums per thread: 20,000 rows at
+# C = 10 are 2,500 blocks of 8 warps (256 threads add them); 1,200 rows at C = 1,500 are 1,200 one-row
+# blocks (512 threads add them).
+@pytest.mark.parametrize("B, C", [(20_000, 10), (1_200, 1_500)])
+def test_cuda_reduction_over_many_blocks_is_exact_and_reproducible(B, C):
+    logits, target, log_T_t, _ = _inputs(C, torch.float32, B=B, seed=B)
+    rows, rows_grad = ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)
+    for reduction, count in ((2, 1), (1, int((target != -100).sum()))):
+        loss, grad = ops._forward_corrected_ce(logits, target, log_T_t, -100, reduction)
+        # the same per-row losses as reduction "none", added in float64
+        torch.testing.assert_close(loss.double(), rows.double().sum() / count, rtol=1e-6, atol=0)
+        torch.testing.assert_close(grad, rows_grad / count, rtol=1e-6, atol=1e-12)
+        again, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, reduction)
+        assert torch.equal(again, loss)  # a fixed order of additions: the same bits every run
+        h = logits.double().requires_grad_()
+        expected = _reduced_reference(_reference.forward_corrected_ce, h, target, log_T_t, reduction)
+        torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("B", [0, 5])
+def test_cuda_reduced_loss_of_no_rows_is_nan_for_a_mean_and_zero_for_a_sum(B):
+    logits, _, log_T_t, T_inv = _inputs(100, torch.float32, B=max(B, 1))
+    logits, target = logits[:B].contiguous(), torch.full((B,), -100, device="cuda")
+    for op, table in ((ops._forward_corrected_ce, log_T_t), (ops._backward_corrected_ce, T_inv)):
+        mean, grad = op(logits, target, table, -100, 1)
+        total, _ = op(logits, target, table, -100, 2)
+        assert mean.shape == () and torch.isnan(mean) and total.item() == 0.0
+        assert grad.shape == (B, 100) and (grad == 0).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -147,9 +184,15 @@ def test_cuda_kernels_run_on_the_current_stream_and_device():
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)  # warm-up outside the capture
+        ops._forward_corrected_ce(logits, target, log_T_t, -100, 1)
     torch.cuda.current_stream().wait_stream(side)
     with torch.cuda.graph(graph):
         captured, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 0)
-    graph.replay()
-    torch.cuda.synchronize()
-    torch.testing.assert_close(captured, expected, rtol=0, atol=0)
+        captured_mean, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 1)
+    expected_mean, _ = ops._forward_corrected_ce(logits, target, log_T_t, -100, 1)
+    for _ in range(2):  # each replay starts the reduction afresh
+        captured_mean.fill_(0)
+        graph.replay()
+        torch.cuda.synchronize()
+        torch.testing.assert_close(captured, expected, rtol=0, atol=0)
+        torch.testing.assert_close(captured_mean, expected_mean, rtol=0, atol=0)

@@ -9,8 +9,6 @@
 #include <ATen/core/Reduction.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/ne.h>
-#include <ATen/ops/sum.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -25,6 +23,11 @@
 
 namespace pyrobust {
 namespace {
+
+static_assert(static_cast<int>(cuda::Reduction::kNone) == at::Reduction::None &&
+                  static_cast<int>(cuda::Reduction::kMean) == at::Reduction::Mean &&
+                  static_cast<int>(cuda::Reduction::kSum) == at::Reduction::Sum,
+              "the launchers' reduction codes are at::Reduction's");
 
 cuda::Dtype kernel_dtype(at::ScalarType type) {
   switch (type) {
@@ -46,7 +49,7 @@ cuda::Dtype kernel_dtype(at::ScalarType type) {
 at::ScalarType accumulate_type(at::ScalarType type) { return type == at::kDouble ? at::kDouble : at::kFloat; }
 
 using CorrectedCELauncher = cudaError_t (*)(cuda::Dtype, const void*, const int64_t*, const void*, int64_t, int64_t,
-                                            int64_t, const void*, void*, void*, cudaStream_t);
+                                            int64_t, cuda::Reduction, void*, void*, void*, cudaStream_t);
 
 std::tuple<at::Tensor, at::Tensor> corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,
                                                      const at::Tensor& table, int64_t ignore_index, int64_t reduction,
@@ -59,28 +62,22 @@ std::tuple<at::Tensor, at::Tensor> corrected_ce_cuda(const at::Tensor& logits, c
               std::numeric_limits<int32_t>::max() / 2, " classes, got ", C);
 
   const c10::cuda::CUDAGuard device_guard(logits.device());
-  const at::ScalarType acc_type = accumulate_type(logits.scalar_type());
-  // A mean divides by the number of rows not ignored, counted on the device (no synchronisation); the
-  // kernel scales the gradient by its inverse as it writes it. With every row ignored the gradient is 0, as
-  // F.cross_entropy's, while the loss is 0 / 0 = nan.
-  at::Tensor count, grad_scale;
-  if (reduction == at::Reduction::Mean) {
-    count = at::ne(target, ignore_index).sum(acc_type);
-    grad_scale = count.clamp_min(1).reciprocal();
-  }
-  at::Tensor rows = at::empty({B}, logits.options().dtype(acc_type));
+  // The kernels reduce the loss themselves (and count a mean's rows on the device): no torch ops here, so
+  // a call is two launches, with nothing to synchronise.
+  const bool reduced = reduction != at::Reduction::None;
+  const auto acc = logits.options().dtype(accumulate_type(logits.scalar_type()));
+  at::Tensor loss = reduced ? at::empty({}, acc) : at::empty({B}, acc);
   at::Tensor grad = at::empty({B, C}, logits.options());
-  C10_CUDA_CHECK(launch(dtype, logits.const_data_ptr(), target.const_data_ptr<int64_t>(), table.const_data_ptr(), B,
-                        C, ignore_index, grad_scale.defined() ? grad_scale.const_data_ptr() : nullptr,
-                        rows.mutable_data_ptr(), grad.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream()));
-  switch (reduction) {
-    case at::Reduction::Mean:
-      return {rows.sum().div_(count), grad};
-    case at::Reduction::Sum:
-      return {rows.sum(), grad};
-    default:
-      return {rows, grad};
+  at::Tensor workspace;
+  if (reduced) {
+    const auto bytes = static_cast<int64_t>(cuda::reduced_loss_workspace_bytes(B));
+    workspace = at::empty({bytes}, logits.options().dtype(at::kByte));
   }
+  C10_CUDA_CHECK(launch(dtype, logits.const_data_ptr(), target.const_data_ptr<int64_t>(), table.const_data_ptr(), B,
+                        C, ignore_index, static_cast<cuda::Reduction>(reduction),
+                        reduced ? workspace.mutable_data_ptr() : nullptr, loss.mutable_data_ptr(),
+                        grad.mutable_data_ptr(), c10::cuda::getCurrentCUDAStream()));
+  return {loss, grad};
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cuda(const at::Tensor& logits, const at::Tensor& target,

@@ -7,6 +7,11 @@
 //   pass 1  reads the logits h_i and one row of the C x C table (log_T_t[y_i] = log T[:, y_i], or
 //           T_inv[y_i]), and reduces them to an online log-sum-exp and the correction's statistics;
 //   pass 2  writes the gradient row d loss_i / d h_i from the same values.
+// A reduced loss (mean, sum) is reduced by the same kernel: each block adds up its rows, and the block
+// that finishes last adds up the blocks. A one-block kernel before it counts the rows of a mean, whose
+// gradient is then scaled as it is written. So a mean costs two launches, where reducing with torch ops
+// cost seven (compare, count, clamp, reciprocal, kernel, sum, divide), and nothing synchronises with the
+// host.
 // The first kCached vectors a thread reads stay in its registers between the passes, so that for the
 // sizes that matter the logits are read from DRAM once and the gradient written once; any rest of a
 // very long row is read again in pass 2, from L2 where it was just loaded.
@@ -168,6 +173,83 @@ __device__ __forceinline__ State group_reduce(State s, State* shared) {
   }
 }
 
+// ---- the reduced loss -----------------------------------------------------------------------------
+
+template <typename T>
+struct Sum {
+  __device__ __forceinline__ static T combine(T a, T b) { return a + b; }
+};
+
+// IEEE reciprocals: --use_fast_math would turn 1 / x into an approximation.
+__device__ __forceinline__ float reciprocal(float x) { return __frcp_rn(x); }
+__device__ __forceinline__ double reciprocal(double x) { return __drcp_rn(x); }
+
+// The scratch of a reduced loss (reduced_loss_workspace_bytes): this header, then one partial sum per
+// block of the loss kernel, in double whatever the logits, so that the order of the additions matters
+// only far below float32's precision.
+template <typename acc_t>
+struct ReducedLoss {
+  acc_t divisor;             // rows not ignored (mean) or 1 (sum): loss = sum / divisor
+  acc_t grad_scale;          // 1 / max(divisor, 1), applied to the gradient as it is written
+  unsigned int blocks_done;  // blocks of the loss kernel whose partial sum is stored
+};
+constexpr size_t kReducedLossHeader = 64;
+static_assert(sizeof(ReducedLoss<double>) <= kReducedLossHeader, "the header outgrew its bytes");
+
+template <typename acc_t>
+__device__ __forceinline__ double* partial_sums(ReducedLoss<acc_t>* r) {
+  return reinterpret_cast<double*>(reinterpret_cast<char*>(r) + kReducedLossHeader);
+}
+
+constexpr int kPrepThreads = 1024;
+
+// Runs before the loss kernel of a reduced loss: counts the rows not ignored (mean), sets the divisor and
+// the gradient's scale, zeroes the count of finished blocks, and writes the loss of an empty batch
+// (0 / divisor: nan for a mean, 0 for a sum), which stands where no loss kernel follows. One block: a
+// batch's targets are a few kilobytes.
+template <typename acc_t>
+__global__ void __launch_bounds__(kPrepThreads)
+    reduced_loss_prep_kernel(const int64_t* __restrict__ target, int64_t batch, int64_t ignore_index, bool mean,
+                             ReducedLoss<acc_t>* reduced, acc_t* loss) {
+  __shared__ long long shared[kPrepThreads / kWarp];
+  long long count = 0;
+  if (mean) {
+    for (int64_t i = threadIdx.x; i < batch; i += kPrepThreads) count += target[i] != ignore_index;
+  }
+  count = group_reduce<Sum<long long>, kPrepThreads>(count, shared);
+  if (threadIdx.x == 0) {
+    const acc_t divisor = mean ? acc_t(count) : acc_t(1);
+    reduced->divisor = divisor;
+    reduced->grad_scale = reciprocal(divisor > acc_t(1) ? divisor : acc_t(1));
+    reduced->blocks_done = 0;
+    *loss = acc_t(0.0 / double(divisor));
+  }
+}
+
+// The loss kernel's last step for a reduced loss. `loss_sum` is the sum of the losses of the rows a
+// thread finished (0 but in the first thread of each row group). Each block adds these into its partial
+// sum; the block that finishes last adds the partial sums, and writes the loss. Every addition is in a
+// fixed order: the same bits on every run.
+template <int kThreads, typename acc_t>
+__device__ void reduce_over_grid(ReducedLoss<acc_t>* reduced, double loss_sum, acc_t* loss) {
+  __shared__ double shared[kThreads / kWarp];
+  __shared__ bool last_block;
+  double* partials = partial_sums(reduced);
+  const double block_sum = group_reduce<Sum<double>, kThreads>(loss_sum, shared);
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = block_sum;
+    __threadfence();  // the partial sum is visible to every block before this block counts as finished
+    last_block = atomicAdd(&reduced->blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last_block) return;
+  double total = 0;
+  // From L2 (ld.global.cg): the partial sums were written by other SMs.
+  for (unsigned int b = threadIdx.x; b < gridDim.x; b += kThreads) total += __ldcg(partials + b);
+  total = group_reduce<Sum<double>, kThreads>(total, shared);
+  if (threadIdx.x == 0) *loss = acc_t(total / double(reduced->divisor));
+}
+
 // ---- the corrected cross-entropy kernel ---------------------------------------------------------
 
 template <int kGroup>
@@ -182,7 +264,7 @@ template <template <typename> class Policy, typename scalar_t, int kGroup, int k
 __global__ void __launch_bounds__(block_threads<kGroup>())
     corrected_ce_kernel(const scalar_t* __restrict__ logits, const int64_t* __restrict__ target,
                         const acc_type<scalar_t>* __restrict__ table, int64_t batch, int num_classes,
-                        int64_t ignore_index, const acc_type<scalar_t>* __restrict__ grad_scale,
+                        int64_t ignore_index, ReducedLoss<acc_type<scalar_t>>* reduced,
                         acc_type<scalar_t>* __restrict__ loss, scalar_t* __restrict__ grad) {
   using acc_t = acc_type<scalar_t>;
   using E = Element<scalar_t>;
@@ -192,7 +274,9 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
   constexpr int kStride = kGroup * kVec;  // columns covered by one step of the whole group
   const int C = num_classes;
   const int lane = threadIdx.x % kGroup;
-  const acc_t scale = grad_scale == nullptr ? acc_t(1) : *grad_scale;
+  // Per-row losses (reduced == null) go to loss[row]; a reduced loss is summed by each row's first thread.
+  const acc_t scale = reduced == nullptr ? acc_t(1) : reduced->grad_scale;
+  double loss_sum = 0;
   __shared__ State shared[kGroup == kWarp ? 1 : kGroup / kWarp];
 
   for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kGroup; row < batch;
@@ -206,7 +290,7 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
 #pragma unroll
       for (int k = 0; k < kVec; ++k) zero.v[k] = E::from_acc(acc_t(0));
       for (int col = lane * kVec; col < C; col += kStride) store_pack(grad_row + col, zero);
-      if (lane == 0) loss[row] = acc_t(0);
+      if (lane == 0 && reduced == nullptr) loss[row] = acc_t(0);
       continue;  // uniform over the group: the block path's barriers stay matched
     }
     if (y < 0 || y >= C) {
@@ -251,7 +335,13 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
     state = group_reduce<Loss, kGroup>(state, shared);
     acc_t row_loss;
     const typename Loss::Row r = Loss::finish(state, row_loss);
-    if (lane == 0) loss[row] = row_loss;
+    if (lane == 0) {
+      if (reduced == nullptr) {
+        loss[row] = row_loss;
+      } else {
+        loss_sum += row_loss;
+      }
+    }
 
     // Pass 2: the gradient row.
 #pragma unroll
@@ -275,6 +365,7 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
       store_pack(grad_row + col, g);
     }
   }
+  if (reduced != nullptr) reduce_over_grid<block_threads<kGroup>()>(reduced, loss_sum, loss);  // uniform branch
 }
 
 // ---- scale_grad -----------------------------------------------------------------------------------
@@ -327,7 +418,7 @@ struct RowArgs {
   int64_t batch;
   int num_classes;
   int64_t ignore_index;
-  const acc_type<scalar_t>* grad_scale;
+  ReducedLoss<acc_type<scalar_t>>* reduced;  // null for per-row losses
   acc_type<scalar_t>* loss;
   scalar_t* grad;
   cudaStream_t stream;
@@ -339,7 +430,7 @@ cudaError_t launch_rows(const RowArgs<scalar_t>& a) {
   constexpr int kRowsPerBlock = kThreads / kGroup;
   const int64_t blocks = std::min<int64_t>((a.batch + kRowsPerBlock - 1) / kRowsPerBlock, kMaxBlocks);
   corrected_ce_kernel<Policy, scalar_t, kGroup, kVec, kCached><<<static_cast<unsigned>(blocks), kThreads, 0, a.stream>>>(
-      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.grad_scale, a.loss, a.grad);
+      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.reduced, a.loss, a.grad);
   return cudaGetLastError();
 }
 
@@ -372,36 +463,56 @@ cudaError_t dispatch_vec(const RowArgs<scalar_t>& a) {
   }
 }
 
+// A reduced loss first runs the prep kernel (divisor, scale, the loss of an empty batch), then the rows.
+template <template <typename> class Policy, typename scalar_t>
+cudaError_t run_rows(const RowArgs<scalar_t>& a, bool mean) {
+  if (a.reduced != nullptr) {
+    reduced_loss_prep_kernel<<<1, kPrepThreads, 0, a.stream>>>(a.target, a.batch, a.ignore_index, mean, a.reduced,
+                                                                a.loss);
+    if (const cudaError_t status = cudaGetLastError(); status != cudaSuccess) return status;
+  }
+  if (a.batch == 0) return cudaSuccess;
+  return dispatch_vec<Policy, scalar_t>(a);
+}
+
+template <template <typename> class Policy, typename scalar_t>
+cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const void* table, int64_t batch, int C,
+                               int64_t ignore_index, Reduction reduction, void* workspace, void* loss, void* grad,
+                               cudaStream_t stream) {
+  using acc_t = acc_type<scalar_t>;
+  auto* reduced = reduction == Reduction::kNone ? nullptr : static_cast<ReducedLoss<acc_t>*>(workspace);
+  return run_rows<Policy, scalar_t>({static_cast<const scalar_t*>(logits), target, static_cast<const acc_t*>(table),
+                                     batch, C, ignore_index, reduced, static_cast<acc_t*>(loss),
+                                     static_cast<scalar_t*>(grad), stream},
+                                    reduction == Reduction::kMean);
+}
+
 template <template <typename> class Policy>
 cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* table, int64_t batch,
-                         int64_t num_classes, int64_t ignore_index, const void* grad_scale, void* loss, void* grad,
-                         cudaStream_t stream) {
+                         int64_t num_classes, int64_t ignore_index, Reduction reduction, void* workspace, void* loss,
+                         void* grad, cudaStream_t stream) {
   // Column offsets are int: (it * kGroup + lane) * kVec stays below 2 C.
   if (batch < 0 || num_classes < 0 || num_classes > std::numeric_limits<int32_t>::max() / 2) {
     return cudaErrorInvalidValue;
   }
-  if (batch == 0) return cudaSuccess;
+  if (reduction != Reduction::kNone && reduction != Reduction::kMean && reduction != Reduction::kSum) {
+    return cudaErrorInvalidValue;
+  }
+  if (reduction != Reduction::kNone && workspace == nullptr) return cudaErrorInvalidValue;
   const int C = static_cast<int>(num_classes);
   switch (dtype) {
     case Dtype::kFloat32:
-      return dispatch_vec<Policy, float>({static_cast<const float*>(logits), target, static_cast<const float*>(table),
-                                          batch, C, ignore_index, static_cast<const float*>(grad_scale),
-                                          static_cast<float*>(loss), static_cast<float*>(grad), stream});
+      return corrected_ce_typed<Policy, float>(logits, target, table, batch, C, ignore_index, reduction, workspace,
+                                               loss, grad, stream);
     case Dtype::kFloat64:
-      return dispatch_vec<Policy, double>({static_cast<const double*>(logits), target,
-                                           static_cast<const double*>(table), batch, C, ignore_index,
-                                           static_cast<const double*>(grad_scale), static_cast<double*>(loss),
-                                           static_cast<double*>(grad), stream});
+      return corrected_ce_typed<Policy, double>(logits, target, table, batch, C, ignore_index, reduction, workspace,
+                                                loss, grad, stream);
     case Dtype::kFloat16:
-      return dispatch_vec<Policy, __half>({static_cast<const __half*>(logits), target,
-                                           static_cast<const float*>(table), batch, C, ignore_index,
-                                           static_cast<const float*>(grad_scale), static_cast<float*>(loss),
-                                           static_cast<__half*>(grad), stream});
+      return corrected_ce_typed<Policy, __half>(logits, target, table, batch, C, ignore_index, reduction, workspace,
+                                                loss, grad, stream);
     case Dtype::kBFloat16:
-      return dispatch_vec<Policy, __nv_bfloat16>({static_cast<const __nv_bfloat16*>(logits), target,
-                                                  static_cast<const float*>(table), batch, C, ignore_index,
-                                                  static_cast<const float*>(grad_scale), static_cast<float*>(loss),
-                                                  static_cast<__nv_bfloat16*>(grad), stream});
+      return corrected_ce_typed<Policy, __nv_bfloat16>(logits, target, table, batch, C, ignore_index, reduction,
+                                                       workspace, loss, grad, stream);
   }
   return cudaErrorInvalidValue;
 }
@@ -474,18 +585,23 @@ cudaError_t scale_grad_inplace_typed(void* grad, const void* scale, int64_t nume
 
 }  // namespace
 
+size_t reduced_loss_workspace_bytes(int64_t batch) {
+  // The loss kernel has at most one block per row.
+  return kReducedLossHeader + sizeof(double) * static_cast<size_t>(std::max<int64_t>(batch, 1));
+}
+
 cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
-                                 int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
-                                 void* loss, void* grad, cudaStream_t stream) {
-  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, grad_scale,
-                                         loss, grad, stream);
+                                 int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
+                                 void* workspace, void* loss, void* grad, cudaStream_t stream) {
+  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, reduction,
+                                         workspace, loss, grad, stream);
 }
 
 cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* T_inv,
-                                  int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
-                                  void* loss, void* grad, cudaStream_t stream) {
-  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, grad_scale,
-                                          loss, grad, stream);
+                                  int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
+                                  void* workspace, void* loss, void* grad, cudaStream_t stream) {
+  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, reduction,
+                                          workspace, loss, grad, stream);
 }
 
 cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,

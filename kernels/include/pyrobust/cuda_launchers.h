@@ -5,18 +5,18 @@
 // on `stream` and returns the launch status (cudaSuccess, or the error to raise); none synchronises.
 //
 // Types, by the logits' dtype:
-//   Dtype::         logits / grad      log_T_t, T_inv, loss, grad_loss, grad_scale (accumulation type)
+//   Dtype::         logits / grad      log_T_t, T_inv, loss, grad_loss, scale (accumulation type)
 //   kFloat32        float              float
 //   kFloat16        __half (fp16)      float
 //   kBFloat16       __nv_bfloat16      float
 //   kFloat64        double             double
-// All arrays are dense and row-major; logits and grad are (B, C), the tables (C, C), loss, target and
-// grad_loss (B,); grad_scale is one value, or null for 1 (a device pointer: the divisor of a "mean" is
-// counted on the device, without a synchronisation).
+// All arrays are dense and row-major; logits and grad are (B, C), the tables (C, C), target and grad_loss
+// (B,).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace pyrobust {
@@ -24,23 +24,35 @@ namespace cuda {
 
 enum class Dtype : int { kFloat32, kFloat64, kFloat16, kBFloat16 };
 
+// How the per-row losses are reduced; the codes of at::Reduction (and F.cross_entropy's `reduction`).
+enum class Reduction : int { kNone = 0, kMean = 1, kSum = 2 };
+
+// Scratch bytes that a reduced loss (kMean, kSum) needs, for `batch` rows: the divisor of the mean and
+// one partial sum per block of rows, so that the loss is reduced by the loss kernel itself, in a fixed
+// order (the same bits on every run). The launchers initialise it; its contents need not be.
+size_t reduced_loss_workspace_bytes(int64_t batch);
+
 // Forward correction (paper eq. 5), one row per sample i with y = target[i]:
-//   loss[i] = lse(h_i) - lse(h_i + log_T_t[y])        (log_T_t[y, j] = log T[j, y], -inf where T is 0)
-//   grad[i] = grad_scale * (softmax(h_i) - softmax(h_i + log_T_t[y]))
-// Rows with y == ignore_index get loss 0 and a zero gradient row. Any other y outside [0, C) is a
-// device-side assertion, as in PyTorch's own cross-entropy: the caller validates targets when it wants
-// a recoverable error.
+//   loss_i = lse(h_i) - lse(h_i + log_T_t[y])        (log_T_t[y, j] = log T[j, y], -inf where T is 0)
+//   grad[i] = (softmax(h_i) - softmax(h_i + log_T_t[y])) / n
+// kNone writes loss_i to loss[i] (n = 1); kSum writes sum_i loss_i to loss[0] (n = 1); kMean writes
+// sum_i loss_i / n to loss[0], with n the number of rows not ignored (the loss is 0 / 0 = nan, and the
+// gradient 0, when every row is; n is counted on the device, so nothing synchronises). The reduced forms
+// need `workspace` (reduced_loss_workspace_bytes(batch) bytes); kNone takes null. Rows with
+// y == ignore_index get loss 0 and a zero gradient row. Any other y outside [0, C) is a device-side
+// assertion, as in PyTorch's own cross-entropy: the caller validates targets when it wants a recoverable
+// error.
 cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
-                                 int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
-                                 void* loss, void* grad, cudaStream_t stream);
+                                 int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
+                                 void* workspace, void* loss, void* grad, cudaStream_t stream);
 
 // Backward correction (Theorem 1), with r = sum_j T_inv[y, j]:
-//   loss[i] = sum_j T_inv[y, j] (lse(h_i) - h_ij)
-//   grad[i] = grad_scale * (softmax(h_i) * r - T_inv[y])
-// ignore_index and out-of-range targets as for forward_corrected_ce.
+//   loss_i = sum_j T_inv[y, j] (lse(h_i) - h_ij)
+//   grad[i] = (softmax(h_i) * r - T_inv[y]) / n
+// Reductions, ignore_index and out-of-range targets as for forward_corrected_ce.
 cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* T_inv,
-                                  int64_t batch, int64_t num_classes, int64_t ignore_index, const void* grad_scale,
-                                  void* loss, void* grad, cudaStream_t stream);
+                                  int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
+                                  void* workspace, void* loss, void* grad, cudaStream_t stream);
 
 // out[i, j] = grad[i, j] * grad_loss[i]: the backward of both losses. `out` must not overlap `grad`.
 cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,
