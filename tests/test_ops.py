@@ -216,8 +216,9 @@ def test_table_shape_and_dtype_are_checked():
         ops.forward_corrected_ce(logits, target, log_T_t.double(), -100)
 
 
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_torch_compile_fullgraph(device):
+def test_torch_compile_fullgraph(device, backend):
     logits, target, log_T_t, T_inv = _inputs(device, torch.float32)
 
     def f(h):
@@ -227,7 +228,7 @@ def test_torch_compile_fullgraph(device):
             + 2 * ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)
         )
 
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(f, fullgraph=True, backend=backend)  # inductor: the ops as extern kernels
     h1, h2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
     f(h1).backward()
     compiled(h2).backward()

@@ -280,6 +280,34 @@ def test_autocast_cpu_computes_in_float32():
     assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("kind", ["forward", "backward"])
+def test_autocast_cuda_feeds_16_bit_logits_to_the_kernels(kind, dtype):
+    """On CUDA the kernels take the 16-bit logits of autocast as they are (float32 inside); the loss is
+    float32 and the logits' gradient comes back in their own dtype."""
+    T = mnist_T(0.6).cuda()
+    logits, target = batch(10, ignore=False)
+    target = target.cuda()
+    layer = torch.nn.Linear(10, 10).cuda()
+    with torch.autocast("cuda", dtype=dtype):
+        h = layer(logits.float().cuda())
+        assert h.dtype == dtype
+        h.retain_grad()
+        loss_fn = getattr(pyrobust, f"{kind}_corrected_cross_entropy")
+        value = loss_fn(h, target, T)
+    assert value.dtype == torch.float32
+    value.backward()
+    paper = paper_forward if kind == "forward" else paper_backward
+    h64 = h.detach().double().requires_grad_()
+    expected = paper(h64, target, T).mean()
+    expected.backward()
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-5)
+    assert h.grad.dtype == dtype
+    torch.testing.assert_close(h.grad.double(), h64.grad, rtol=1e-2, atol=1e-5)
+    assert torch.isfinite(layer.weight.grad).all()
+
+
 def test_gradient_reaches_T_when_it_requires_grad():
     T = dense_T(5).requires_grad_()
     logits, target = batch(5)
