@@ -465,26 +465,27 @@ cudaError_t dispatch_vec(const RowArgs<scalar_t>& a) {
 
 // A reduced loss first runs the prep kernel (divisor, scale, the loss of an empty batch), then the rows.
 template <template <typename> class Policy, typename scalar_t>
-cudaError_t run_rows(const RowArgs<scalar_t>& a, bool mean) {
-  if (a.reduced != nullptr) {
-    reduced_loss_prep_kernel<<<1, kPrepThreads, 0, a.stream>>>(a.target, a.batch, a.ignore_index, mean, a.reduced,
-                                                                a.loss);
-    if (const cudaError_t status = cudaGetLastError(); status != cudaSuccess) return status;
-  }
-  if (a.batch == 0) return cudaSuccess;
-  return dispatch_vec<Policy, scalar_t>(a);
-}
-
-template <template <typename> class Policy, typename scalar_t>
 cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const void* table, int64_t batch, int C,
                                int64_t ignore_index, Reduction reduction, void* workspace, void* loss, void* grad,
                                cudaStream_t stream) {
   using acc_t = acc_type<scalar_t>;
-  auto* reduced = reduction == Reduction::kNone ? nullptr : static_cast<ReducedLoss<acc_t>*>(workspace);
-  return run_rows<Policy, scalar_t>({static_cast<const scalar_t*>(logits), target, static_cast<const acc_t*>(table),
-                                     batch, C, ignore_index, reduced, static_cast<acc_t*>(loss),
-                                     static_cast<scalar_t*>(grad), stream},
-                                    reduction == Reduction::kMean);
+  const RowArgs<scalar_t> a{static_cast<const scalar_t*>(logits),
+                            target,
+                            static_cast<const acc_t*>(table),
+                            batch,
+                            C,
+                            ignore_index,
+                            reduction == Reduction::kNone ? nullptr : static_cast<ReducedLoss<acc_t>*>(workspace),
+                            static_cast<acc_t*>(loss),
+                            static_cast<scalar_t*>(grad),
+                            stream};
+  if (a.reduced != nullptr) {
+    reduced_loss_prep_kernel<<<1, kPrepThreads, 0, stream>>>(target, batch, ignore_index,
+                                                              reduction == Reduction::kMean, a.reduced, a.loss);
+    if (const cudaError_t status = cudaGetLastError(); status != cudaSuccess) return status;
+  }
+  if (batch == 0) return cudaSuccess;
+  return dispatch_vec<Policy, scalar_t>(a);
 }
 
 template <template <typename> class Policy>
