@@ -40,10 +40,16 @@ TORCH_LIBRARY(pyrobust, m) {
 }
 
 namespace pyrobust {
-namespace {
+
+// The kernels' names, template arguments of the autograd nodes below (hence not in the anonymous namespace).
+inline constexpr char kForwardKernel[] = "pyrobust::_forward_corrected_ce";
+inline constexpr char kBackwardKernel[] = "pyrobust::_backward_corrected_ce";
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+namespace {
+
 using KernelOp = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                      int64_t, int64_t);
 
@@ -87,10 +93,13 @@ at::Tensor scale_saved_grad(const at::Tensor& grad, const at::Tensor& grad_loss)
   return scale_grad.call(grad, grad_loss);
 }
 
+}  // namespace
+
 // Autograd of both losses, in C++ so that a training step pays no Python per call. The kernel already
-// returns d loss / d logits, saved here and never handed out: the backward may scale it in place.
-template <const char* kKernelName>
-struct CorrectedCE : public torch::autograd::Function<CorrectedCE<kKernelName>> {
+// returns d loss / d logits, saved here and never handed out: the backward may scale it in place. `Node`
+// names the node that grad_fn shows, after its loss, as PyTorch names its own (NllLossBackward0).
+template <class Node, const char* kKernelName>
+struct CorrectedCE : public torch::autograd::Function<Node> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& target,
                                const at::Tensor& table, int64_t ignore_index, int64_t reduction) {
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -111,15 +120,19 @@ struct CorrectedCE : public torch::autograd::Function<CorrectedCE<kKernelName>> 
   }
 };
 
-constexpr char kForwardKernel[] = "pyrobust::_forward_corrected_ce";
-constexpr char kBackwardKernel[] = "pyrobust::_backward_corrected_ce";
+struct ForwardCorrectedCrossEntropyBackward final
+    : CorrectedCE<ForwardCorrectedCrossEntropyBackward, kForwardKernel> {};
+struct BackwardCorrectedCrossEntropyBackward final
+    : CorrectedCE<BackwardCorrectedCrossEntropyBackward, kBackwardKernel> {};
 
-template <const char* kKernelName>
+namespace {
+
+template <class Node>
 at::Tensor corrected_ce_autograd(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& table,
                                  int64_t ignore_index, int64_t reduction) {
   TORCH_CHECK(!table.requires_grad(), "pyrobust: the fused corrected losses do not differentiate with respect "
               "to T; pass a T that does not require grad (pyrobust's loss functions then use the reference)");
-  return CorrectedCE<kKernelName>::apply(logits, target, table, ignore_index, reduction)[0];
+  return Node::apply(logits, target, table, ignore_index, reduction)[0];
 }
 
 // The kernels have no derivative of their own: differentiating through one is an error, not a silently
@@ -144,8 +157,8 @@ at::Tensor corrected_ce_loss(const at::Tensor& logits, const at::Tensor& target,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pyrobust, Autograd, m) {
-  m.impl("forward_corrected_ce", &corrected_ce_autograd<kForwardKernel>);
-  m.impl("backward_corrected_ce", &corrected_ce_autograd<kBackwardKernel>);
+  m.impl("forward_corrected_ce", &corrected_ce_autograd<ForwardCorrectedCrossEntropyBackward>);
+  m.impl("backward_corrected_ce", &corrected_ce_autograd<BackwardCorrectedCrossEntropyBackward>);
   m.impl("_forward_corrected_ce", &kernel_autograd<kForwardKernel>);
   m.impl("_backward_corrected_ce", &kernel_autograd<kBackwardKernel>);
   m.impl("dropout_mask", torch::CppFunction::makeFallthrough());  // a constant to autograd

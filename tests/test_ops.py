@@ -269,6 +269,15 @@ def test_cuda_backend_says_why_it_falls_back(monkeypatch):
             assert _ops.backend("cuda") == "reference"
 
 
+def test_autograd_nodes_are_named_after_their_losses():
+    logits, target, log_T_t, T_inv = _inputs("cpu", torch.float32)
+    h = logits.clone().requires_grad_()
+    nodes = (ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN).grad_fn.name(),
+             ops.backward_corrected_ce(h, target, T_inv, -100, NONE).grad_fn.name())
+    assert nodes == ("torch::autograd::CppNode<pyrobust::ForwardCorrectedCrossEntropyBackward>",
+                     "torch::autograd::CppNode<pyrobust::BackwardCorrectedCrossEntropyBackward>")
+
+
 def test_kernels_are_not_differentiable_themselves():
     """Gradients go through the losses' autograd; through a kernel op a backward raises, never returns a
     silently wrong number."""
