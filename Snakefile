@@ -1,18 +1,18 @@
-# Table 2 of Patrini et al., CVPR 2017: `snakemake --cores all` (settings: config/config.yaml).
+# Table 2 of Patrini et al., CVPR 2017: `snakemake --cores all` (settings: config/config.yaml, every key
+# explained in config/README.md).
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/runs.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
-localrules:
-    all,
-
-
-# The default target lives here: Snakemake ignores a default target declared in an included file.
+# Here, not in an included file: Snakemake resets a default target declared in an included file.
 rule all:
+    default_target: True
     input:
         f"{REPORTS}/table2.csv",
         f"{REPORTS}/table2.md",
+    localrule: True

@@ -61,6 +61,13 @@ def _extensions():
     return [CppExtension(sources=sources, extra_compile_args={"cxx": cxx}, **kwargs)]
 
 
+def _version():
+    """``__version__`` of pyrobust/_version.py, read without importing the package (one source of truth)."""
+    namespace = {}
+    exec(open(os.path.join(ROOT, "pyrobust", "_version.py"), encoding="utf-8").read(), namespace)
+    return namespace["__version__"]
+
+
 WORKFLOW = [
     "snakemake>=9.0",
     "snakemake-executor-plugin-cluster-generic",
@@ -78,7 +85,7 @@ def _cmdclass():
 
 setup(
     name="pyrobust",
-    version="0.1.0",
+    version=_version(),
     description="Loss correction for deep learning with noisy labels (Patrini et al., CVPR 2017), with fused "
     "C++/CUDA kernels",
     long_description=open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(),

@@ -5,6 +5,7 @@ Probabilities are planted from a known T: each example's clean posterior is a so
 (one-hot scaled by a confidence drawn per example, plus Gaussian logit noise), the noisy posterior
 p(noisy | x) = p(y | x) T (eq. 11), and a "model error" perturbs its log-probabilities as an imperfect
 network would. Noisy labels are drawn from T with pyrobust.noise.corrupt (confident joint uses them).
+Estimators registered by plug-ins (pyrobust.register_estimator, entry points) are compared too.
 
     python benchmarks/estimators.py [--n 50000] [--model-error 0.3] [--seed 0] [--out FILE.csv]
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import time
 from pathlib import Path
 
 import torch
 
-from pyrobust import estimate_transition_matrix, estimation_error, noise
+from pyrobust import estimate_transition_matrix, estimation_error, list_estimators, noise
+from pyrobust._io import write_text
 
 SCENARIOS = {
     "mnist asym N=0.2": ("mnist", "asymmetric", 0.2),
@@ -30,11 +33,19 @@ SCENARIOS = {
     "cifar100 asym N=0.4": ("cifar100", "asymmetric", 0.4),
     "imdb asym N=0.3": ("imdb", "asymmetric", 0.3),
 }
+#: The paper's two estimators and cleanlab's; :func:`estimators` adds every other registered one.
 ESTIMATORS = {
     "percentile 0.97": dict(method="percentile", quantile=0.97),
     "argmax": dict(method="argmax"),
     "confident_joint": dict(method="confident_joint"),
 }
+
+
+def estimators() -> dict[str, dict]:
+    """Row label -> keyword arguments of estimate_transition_matrix: :data:`ESTIMATORS`, then every other
+    estimator of the registry (``pyrobust.register_estimator`` or a ``pyrobust.estimators`` entry point)."""
+    known = {kwargs["method"] for kwargs in ESTIMATORS.values()}
+    return {**ESTIMATORS, **{name: dict(method=name) for name in list_estimators() if name not in known}}
 
 
 def planted_probabilities(T: torch.Tensor, n: int, model_error: float, seed: int):
@@ -70,7 +81,7 @@ def main() -> None:
     for scenario, (dataset, kind, N) in SCENARIOS.items():
         T = noise.transition_matrix_for(dataset, kind, N)
         probs, labels = planted_probabilities(T, args.n, args.model_error, args.seed)
-        for estimator, kwargs in ESTIMATORS.items():
+        for estimator, kwargs in estimators().items():
             start = time.perf_counter()
             T_hat = estimate_transition_matrix(probs, labels=labels, **kwargs)
             elapsed_ms = 1e3 * (time.perf_counter() - start)
@@ -80,11 +91,11 @@ def main() -> None:
             mae, l1 = error["mae"], error["max_row_l1"]
             print(f"{scenario:<22}{estimator:<18}{mae:>10.4f}{l1:>12.4f}{elapsed_ms:>10.1f}")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(args.out, buffer.getvalue())  # atomic: a killed benchmark never leaves half a CSV
     print(f"wrote {args.out}")
 
 

@@ -4,7 +4,7 @@
 #      says otherwise) and require a GPU and pyrobust.backend("cuda") == "cuda";
 #   2. run the CUDA tests: every device-parametrised test whose id names cuda (opcheck, gradcheck in
 #      float64, torch.compile with aot_eager and inductor, autocast, values and gradients against the
-#      reference, per dtype) and tests/test_cuda_kernels.py (every launch path of the kernels);
+#      reference, per dtype) and tests/kernels/test_cuda_kernels.py (every launch path of the kernels);
 #   3. benchmark fwd+bwd of the fused losses against F.cross_entropy and the naive formulas (CSV), each
 #      called from Python and replayed from a CUDA graph, and report each call's bandwidth as a share of
 #      the GPU's peak, counting one read of the logits and one write of the gradient;
@@ -119,7 +119,7 @@ if [[ $backend != cuda ]]; then
 fi
 
 # 2. CUDA tests (the CPU half runs in CI). pytest exits 5 when nothing was selected: a failure here too.
-tests=(tests/test_ops.py tests/test_cuda_kernels.py)
+tests=(tests/kernels/test_ops.py tests/kernels/test_cuda_kernels.py)
 [[ -d tests/losses ]] && tests+=(tests/losses)
 step tests 180 "$PYTHON" -m pytest -q -rs -k cuda "${tests[@]}"
 
@@ -205,11 +205,11 @@ step compiled 240 "$PYTHON" benchmarks/kernels.py --device cuda --dtype float32 
 SANITIZER=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
 if [[ -x $SANITIZER ]]; then
     step memcheck 240 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 99 \
-        --print-limit 20 "$PYTHON" -m pytest -q -x tests/test_cuda_kernels.py \
+        --print-limit 20 "$PYTHON" -m pytest -q -x tests/kernels/test_cuda_kernels.py \
         -k "launch_paths or misaligned or scale_grad or reduc or no_rows"
     # shared-memory hazards of the block-wide reductions (a missing barrier shows here, not in memcheck)
     step racecheck 120 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool racecheck --error-exitcode 99 \
-        --print-limit 20 "$PYTHON" -m pytest -q -x tests/test_cuda_kernels.py -k "many_blocks or no_rows"
+        --print-limit 20 "$PYTHON" -m pytest -q -x tests/kernels/test_cuda_kernels.py -k "many_blocks or no_rows"
 else
     echo "=== memcheck: skipped, compute-sanitizer not found"
 fi

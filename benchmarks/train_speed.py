@@ -1,4 +1,4 @@
-"""Training speed of ``pyrobust.train`` (run: ``python benchmarks/train_speed.py [--cuda-only|--cpu-only]``).
+"""Training speed of ``pyrobust.experiment`` (run: ``python benchmarks/train_speed.py [--cuda-only|--cpu-only]``).
 
 1. MNIST-5k, fully connected net, 40 epochs (the paper's schedule), ``forward`` and ``cross_entropy``, on
    one CPU thread. Target: <= 2 s per run (CPU time, best of ``--repeats``). Printed side by side with a
@@ -8,11 +8,18 @@
 2. When CUDA is available: one epoch of ResNet-14 on CIFAR-shaped random data (50,000 x 3 x 32 x 32,
    batch 128, bf16 autocast, channels_last, crop + flip augmentation, validation on 5,000).
    Target: <= 4 s per epoch on an H100.
+3. ``--compare-adagrad``: the CPU AdaGrad by the private kernel ``torch._fused_adagrad_``
+   (``pyrobust.experiment.optim._Adagrad``) against the public ``torch.optim.Adagrad(fused=True)``, each in
+   fresh processes (a workflow job is one): MNIST-5k, 40 epochs, seed 0, one thread. Prints the CPU time of
+   the whole process and of the training alone, their ratio, and whether both give the same record.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import torch
@@ -20,7 +27,9 @@ import torch.nn.functional as F
 
 from pyrobust.data import load
 from pyrobust.models import build_model
-from pyrobust.train import NoisyLabels, TrainConfig, corrupt_labels, train_methods
+from pyrobust.experiment.config import TrainConfig
+from pyrobust.experiment.labels import NoisyLabels, corrupt_labels
+from pyrobust.experiment.run import train_methods
 
 TARGET_S = 2.0  # issue 4: MNIST-5k fc, 40 epochs, one CPU thread
 
@@ -114,13 +123,58 @@ def cuda_benchmark() -> None:
           f" {per_epoch:.2f} s/epoch (mean of 3 epochs incl. validation)  target <= 4 s: {verdict}")
 
 
+def _adagrad_child(variant: str) -> None:
+    """One fresh-process run for :func:`compare_adagrad`; prints its timings as one JSON line."""
+    from pyrobust.experiment import optim
+
+    if variant == "torch.optim":
+        optim._private_kernel_works = lambda: False
+    elif not optim._private_kernel_works():
+        raise SystemExit("this torch has no usable torch._fused_adagrad_")
+    data = load("mnist5k")
+    config = TrainConfig.paper("mnist5k", "cross_entropy", noise="asymmetric", N=0.6, seed=0, threads=1, device="cpu")
+    start, cpu = time.perf_counter(), time.process_time()
+    record = train_methods(config, ["cross_entropy"], data=data, progress=False)[0]
+    print(json.dumps({
+        "train_wall": time.perf_counter() - start, "train_cpu": time.process_time() - cpu,
+        "process_cpu": time.process_time(), "dynamo": "torch._dynamo" in sys.modules,
+        "result": [record["test_accuracy"], record["val_loss"]],
+    }))
+
+
+def compare_adagrad(repeats: int) -> None:
+    """Fresh-process MNIST-5k runs with each AdaGrad implementation, alternated; best of ``repeats``."""
+    runs: dict[str, list[dict]] = {"private kernel": [], "torch.optim": []}
+    for _ in range(repeats):
+        for variant in ("private", "torch.optim"):
+            out = subprocess.run([sys.executable, __file__, "--adagrad-child", variant], capture_output=True,
+                                 text=True, check=True).stdout
+            runs["private kernel" if variant == "private" else "torch.optim"].append(json.loads(out.splitlines()[-1]))
+    print(f"AdaGrad on CPU, MNIST-5k fc, 40 epochs, 1 thread, fresh process each; best of {repeats} "
+          "(CPU seconds: whole process incl. imports / training alone)")
+    best = {}
+    for name, times in runs.items():
+        best[name] = (min(t["process_cpu"] for t in times), min(t["train_cpu"] for t in times))
+        print(f"  {name:<15} process {best[name][0]:5.2f} s  training {best[name][1]:5.2f} s  "
+              f"(wall {min(t['train_wall'] for t in times):5.2f} s; torch._dynamo imported: {times[0]['dynamo']})")
+    same = len({json.dumps(t["result"]) for times in runs.values() for t in times}) == 1
+    (pp, pt), (tp, tt) = best["private kernel"], best["torch.optim"]
+    print(f"  torch.optim / private: process {tp / pp:.2f}x, training {tt / pt:.2f}x; identical records: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cpu-only", action="store_true")
     group.add_argument("--cuda-only", action="store_true")
+    group.add_argument("--compare-adagrad", action="store_true")
+    group.add_argument("--adagrad-child", choices=("private", "torch.optim"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.adagrad_child:
+        return _adagrad_child(args.adagrad_child)
+    if args.compare_adagrad:
+        return compare_adagrad(args.repeats)
     if not args.cuda_only:
         cpu_benchmark(args.repeats)
     if not args.cpu_only:

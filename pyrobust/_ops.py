@@ -1,4 +1,5 @@
-"""The compiled ops ``torch.ops.pyrobust.*``: loading, fake tensors, autograd, autocast, and ``backend()``.
+"""The compiled ops ``torch.ops.pyrobust.*``: loading, fake tensors, autograd, autocast, ``backend()``, and
+``corrected_loss()``, which runs a corrected loss on whichever implementation ``backend()`` names.
 
 The schemas live in ``kernels/ops.cpp`` and the kernels in ``kernels/cpu`` and ``kernels/cuda``; importing
 ``pyrobust._C`` registers them. Here they get what PyTorch needs around them:
@@ -23,6 +24,8 @@ import warnings
 
 import torch
 
+from pyrobust import _reference
+
 try:
     from pyrobust import _C  # noqa: F401  (registers the ops)
 except ImportError as err:  # the extension was not built, or was built against another torch
@@ -31,7 +34,7 @@ except ImportError as err:  # the extension was not built, or was built against 
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["backend", "available", "REDUCTIONS"]
+__all__ = ["backend", "available", "corrected_loss", "REDUCTIONS"]
 
 #: The ops' ``reduction`` codes, those of ``at::Reduction`` (``torch.nn._reduction.get_enum``).
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -48,16 +51,28 @@ def _warn_once(reason: str) -> None:
 
 
 def available() -> bool:
-    """Whether the compiled extension ``pyrobust._C`` is loaded."""
+    """Whether the compiled extension ``pyrobust._C`` (the kernels of the corrected losses) is loaded.
+
+    Returns:
+        True if ``torch.ops.pyrobust.*`` are registered; raises nothing.
+    """
     return _C is not None
 
 
 def backend(device: torch.device | str = "cpu") -> str:
     """Which implementation of the corrected losses runs for tensors on ``device``.
 
-    Returns ``"cpp"`` (the compiled CPU kernel), ``"cuda"`` (the compiled CUDA kernel) or ``"reference"``
-    (plain PyTorch, ``pyrobust._reference``). Falling back to ``"reference"`` warns once per reason,
-    saying why the compiled kernel is unavailable.
+    Args:
+        device: a ``torch.device`` or its name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+
+    Returns:
+        ``"cpp"`` (the compiled CPU kernel), ``"cuda"`` (the compiled CUDA kernel) or ``"reference"``
+        (plain PyTorch, ``pyrobust._reference``, the formulas of eq. 5 and Theorem 1). Falling back to
+        ``"reference"`` warns (``RuntimeWarning``) once per reason, saying why the compiled kernel is
+        unavailable.
+
+    Raises:
+        RuntimeError: ``device`` is not a device name (``torch.device``'s error).
     """
     device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
     impl = _backends.get(device_type)
@@ -91,9 +106,10 @@ def _table_dtype(logits_dtype: torch.dtype) -> torch.dtype:
 
 
 def _fake_loss(logits, target, table, ignore_index=-100, reduction=1):
-    torch._check(logits.dim() == 2, lambda: f"logits must be 2-D (B, C), got {logits.dim()}-D")
-    torch._check(target.shape == logits.shape[:1], lambda: "target must have shape (B,)")
-    torch._check(table.shape == (logits.shape[1], logits.shape[1]), lambda: "table must be C x C")
+    # Shapes raise ValueError, as the kernels (kernels/include/pyrobust/checks.h) and F.cross_entropy.
+    torch._check_value(logits.dim() == 2, lambda: f"logits must be 2-D (B, C), got {logits.dim()}-D")
+    torch._check_value(target.shape == logits.shape[:1], lambda: "target must have shape (B,)")
+    torch._check_value(table.shape == (logits.shape[1], logits.shape[1]), lambda: "table must be C x C")
     torch._check(reduction in REDUCTIONS.values(), lambda: f"reduction must be 0, 1 or 2, got {reduction}")
     loss_shape = logits.shape[:1] if reduction == REDUCTIONS["none"] else ()
     return logits.new_empty(loss_shape, dtype=_table_dtype(logits.dtype))
@@ -125,3 +141,59 @@ if _C is not None:
     torch.library.register_fake("pyrobust::dropout_mask")(
         lambda self, p, *, generator=None: torch.empty_like(self, memory_format=torch.contiguous_format)
     )
+
+
+# --- the corrected losses on whichever backend runs ---------------------------------------------------
+
+# The overloads themselves, not the packets: one lookup less per call. They exist where the extension loaded.
+_OPS = (
+    {kind: getattr(torch.ops.pyrobust, f"{kind}_corrected_ce").default for kind in ("forward", "backward")}
+    if _C is not None
+    else {}
+)
+
+
+def corrected_loss(
+    kind: str,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    table: torch.Tensor,
+    reduction: str,
+    ignore_index: int,
+    clip: float = 0.0,
+) -> torch.Tensor:
+    """A corrected cross-entropy reduced as ``F.cross_entropy`` reduces it, by the compiled op or the reference.
+
+    The inputs are those of ``pyrobust.losses.corrected`` after its checks (shapes, dtypes and devices are not
+    checked again here; target values are, by the compiled CPU kernel or the reference).
+
+    Args:
+        kind: ``"forward"`` (paper, eq. 5; ``table`` is ``log_T_t[y, j] = log T[j, y]``) or ``"backward"``
+            (Theorem 1; ``table`` is ``T^{-1}``).
+        logits: (B, C) floating point; float16/bfloat16 run in float32 on CPU.
+        target: (B,) int64 class indices or ``ignore_index``.
+        table: (C, C) floating point, on the logits' device (cast to the loss dtype here).
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+        ignore_index: target value of rows that contribute 0 loss and 0 gradient.
+        clip: the backward correction's probability clip (``0``: exact; ``> 0`` runs the reference).
+
+    Returns:
+        The loss, () or (B,) for ``"none"``: float64 for float64 logits, float32 otherwise.
+
+    Raises:
+        IndexError: a target outside ``[0, C)`` that is not ``ignore_index`` (CPU kernel and reference; the
+            CUDA kernel stops with a device-side assertion instead, as ``F.cross_entropy`` on CUDA).
+    """
+    impl = backend(logits.device)
+    if impl == "cpp" and logits.dtype not in (torch.float32, torch.float64):
+        logits = logits.float()  # the CPU kernels run float16/bfloat16 in float32; autograd casts back
+    table = table.to(dtype=_table_dtype(logits.dtype))
+    # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
+    if impl != "reference" and not table.requires_grad and not clip:
+        args = (logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index, REDUCTIONS[reduction])
+        return _OPS[kind](*args)
+    if kind == "forward":
+        loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)
+    else:
+        loss = _reference.backward_corrected_ce(logits, target, table, ignore_index, clip)
+    return _reference.reduce(loss, target, reduction, ignore_index)

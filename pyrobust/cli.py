@@ -1,8 +1,10 @@
 """The ``pyrobust`` command: ``fetch``, ``corrupt``, ``train``, ``estimate`` and ``report``.
 
-A thin layer over the library: it parses arguments, calls one function, and turns user errors (a missing
-data set, a bad file, an unknown method) into a one-line message and exit status 2 (set
-``PYROBUST_DEBUG=1`` to get the traceback instead). Each subcommand imports only what it needs.
+A thin layer over the library and the experiment: it parses arguments, calls one function, and turns user
+errors (a missing data set, a bad file, an unknown method) into a one-line message and exit status 2 (set
+``PYROBUST_DEBUG=1`` to get the traceback instead). Each subcommand imports only what it needs; the
+choices come from the torch-free catalogue (:mod:`pyrobust.registry`), so ``pyrobust --help`` imports no
+torch.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyrobust.registry import Registry
 
 #: Exit status for errors in the user's input (argparse uses the same).
 USAGE_ERROR = 2
@@ -25,8 +31,8 @@ def _fetch(args: argparse.Namespace) -> None:
 
 def _corrupt(args: argparse.Namespace) -> None:
     from pyrobust.data import load
+    from pyrobust.experiment.labels import corrupt_labels
     from pyrobust.noise import noise_rate
-    from pyrobust.train import corrupt_labels
 
     if len(args.seed) != len(args.out):
         raise ValueError(f"give one --out per --seed: got {len(args.seed)} seeds and {len(args.out)} outputs")
@@ -40,7 +46,10 @@ def _corrupt(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from pyrobust.train import NoisyLabels, TrainConfig, train_methods, write_record
+    from pyrobust._io import write_json
+    from pyrobust.experiment.config import TrainConfig
+    from pyrobust.experiment.labels import NoisyLabels
+    from pyrobust.experiment.run import train_methods
 
     noisy = NoisyLabels.load(args.noisy_labels)
     overrides = dict(TrainConfig.parse_override(s) for s in args.set)
@@ -63,7 +72,7 @@ def _train(args: argparse.Namespace) -> None:
 
     def save(record: dict) -> None:
         path = out_dir / f"{record['method']}.json"
-        write_record(record, path)
+        write_json(path, record)
         print(f"{record['method']}: test accuracy {record['test_accuracy']:.2f}% "
               f"(best epoch {record['best_epoch']}/{record['epochs']}, {record['wall_time_s']:.1f} s) -> {path}")
 
@@ -75,8 +84,9 @@ def _estimate(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from pyrobust import estimate_transition_matrix, estimation_error
-    from pyrobust.train import NoisyLabels, write_npy, write_record
+    from pyrobust._io import write_json, write_npy
+    from pyrobust.estimate import estimate_transition_matrix, estimation_error
+    from pyrobust.experiment.labels import NoisyLabels
 
     noisy = NoisyLabels.load(args.noisy_labels)
     try:
@@ -89,7 +99,7 @@ def _estimate(args: argparse.Namespace) -> None:
     if probs.ndim != 2 or probs.shape != (len(noisy.labels), C) or not np.issubdtype(probs.dtype, np.floating):
         raise ValueError(f"{args.probs}: expected float probabilities of shape ({len(noisy.labels)}, {C}) for "
                          f"{args.noisy_labels}, got {probs.dtype} {probs.shape}")
-    method = "argmax" if args.argmax else "percentile"
+    method = "argmax" if args.argmax else args.estimator
     T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
                                        labels=torch.from_numpy(noisy.labels))
     T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
@@ -97,39 +107,66 @@ def _estimate(args: argparse.Namespace) -> None:
     out = Path(args.out)
     write_npy(out, T_hat.numpy())
     summary = {"dataset": noisy.dataset, "noise": noisy.noise, "N": noisy.N, "seed": noisy.seed,
-               "method": method, "quantile": None if args.argmax else args.quantile,
+               "method": method, "quantile": args.quantile if method == "percentile" else None,
                "T_hat": T_hat.tolist(), "T": noisy.T.tolist(), "estimation_error": error}
-    write_record(summary, out.with_suffix(".json"))
+    write_json(out.with_suffix(".json"), summary)
     print(f"wrote {out} and {out.with_suffix('.json')}: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))
 
 
 def _report(args: argparse.Namespace) -> None:
-    from pyrobust.report import write_reports
+    from pyrobust.experiment.report import write_reports
 
     written = write_reports(args.results, args.out_dir, paper_csv=args.paper, missing=tuple(args.missing))
     for path in written.values():
         print(f"wrote {path}")
 
 
+def _registered(kind: Registry) -> Callable[[str], str]:
+    """An argparse ``type`` accepting the names of ``kind``; a plug-in is loaded only when it is named."""
+
+    def check(name: str) -> str:
+        try:
+            kind.get(name)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return name
+
+    check.__name__ = kind.kind  # argparse names the type in its error: "invalid method value"
+    return check
+
+
+def _listed(kind: Registry) -> str:
+    return f"{', '.join(kind.names(plugins=False))}, or a plug-in's"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # the choices are spelled out here rather than imported, to keep `pyrobust --help` free of torch
-    datasets = ("mnist5k", "mnist", "imdb", "cifar10", "cifar100")
+    """The argument parser; every name comes from the catalogue, none from a list of its own.
+
+    Built without importing torch or any plug-in (so ``pyrobust --help`` is instant): a plug-in's name is
+    looked up, and its entry point loaded, only when it is given.
+    """
+    from pyrobust._version import __version__
+    from pyrobust.catalog import NETWORKS, NOISE_KINDS
+    from pyrobust.registry import DATASETS, ESTIMATORS, METHODS
+
+    dataset = dict(type=_registered(DATASETS), metavar="DATASET")
     parser = argparse.ArgumentParser(
         prog="pyrobust",
         description="Loss correction for deep networks with noisy labels (Patrini et al., CVPR 2017).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", help="download a data set (checksummed) into the data root")
-    p.add_argument("dataset", choices=datasets)
+    p.add_argument("dataset", help=f"a registered data set ({_listed(DATASETS)})", **dataset)
     p.add_argument("--data-root", help="data directory (default: $PYROBUST_DATA or ./data)")
     p.add_argument("--base-url", help="mirror to download from instead of the canonical URL")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_fetch)
 
     p = sub.add_parser("corrupt", help="corrupt the training labels with the paper's T (writes an .npz)")
-    p.add_argument("--dataset", required=True, choices=datasets)
-    p.add_argument("--noise", required=True, choices=("none", "symmetric", "asymmetric"))
+    p.add_argument("--dataset", required=True, help=f"a registered data set ({_listed(DATASETS)})", **dataset)
+    p.add_argument("--noise", required=True, choices=tuple(NOISE_KINDS))
     p.add_argument("--N", type=float, required=True, help="noise level in [0, 1] (section 5.1)")
     p.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds")
     p.add_argument("--out", nargs="+", required=True, help="output .npz per seed: noisy labels and T")
@@ -137,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_corrupt)
 
     p = sub.add_parser("train", help="train one Table 2 cell per --method; writes OUT_DIR/<method>.json")
-    p.add_argument("--dataset", choices=datasets, help="default: the data set of --noisy-labels")
-    p.add_argument("--model", help="fc, embedding, lstm, resnet14, resnet32, resnet44 (default: the paper's)")
-    p.add_argument("--method", action="append", required=True, help="a Table 2 method; repeat for several")
+    p.add_argument("--dataset", help="default: the data set of --noisy-labels", **dataset)
+    p.add_argument("--model", choices=tuple(NETWORKS), help="the network (default: the paper's for the data set)")
+    p.add_argument("--method", action="append", required=True, type=_registered(METHODS), metavar="METHOD",
+                   help=f"a registered method ({_listed(METHODS)}); repeat for several")
     p.add_argument("--noisy-labels", required=True, help=".npz written by `pyrobust corrupt`")
     p.add_argument("--seed", type=int, required=True, help="seed of the split, the init and the batch order")
     p.add_argument("--out-dir", required=True)
@@ -157,9 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probs", required=True, help=".npy written by `pyrobust train --save-probs`")
     p.add_argument("--noisy-labels", required=True, help="the .npz the network was trained on (holds the true T)")
     p.add_argument("--out", required=True, help="T_hat .npy; its error against T goes to the same name .json")
+    p.add_argument("--estimator", type=_registered(ESTIMATORS), default="percentile", metavar="ESTIMATOR",
+                   help=f"a registered estimator of T ({_listed(ESTIMATORS)}; default: percentile, the paper's)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--quantile", type=float, default=0.97, help="alpha-percentile (default 0.97, the paper's)")
-    how.add_argument("--argmax", action="store_true", help="take the argmax (the paper's choice for CIFAR-100)")
+    how.add_argument("--argmax", action="store_true", help="--estimator argmax (the paper's choice for CIFAR-100)")
     p.set_defaults(func=_estimate)
 
     p = sub.add_parser("report", help="aggregate result records into Table 2 (csv, markdown, figures)")

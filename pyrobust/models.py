@@ -28,11 +28,12 @@ import torch
 from torch import nn
 
 from pyrobust import _ops
+from pyrobust.catalog import NETWORKS
 
 __all__ = ["MODELS", "Dropout", "build_model", "resnet_depth_blocks"]
 
-#: Names accepted by :func:`build_model`.
-MODELS = ("fc", "embedding", "lstm", "resnet14", "resnet32", "resnet44")
+#: Names accepted by :func:`build_model`: the catalogue's networks (``pyrobust.catalog.NETWORKS``).
+MODELS = tuple(NETWORKS)
 
 #: Uniform init range of the weights that do not feed a ReLU (paper, section 5.1).
 UNIFORM_INIT = 0.05

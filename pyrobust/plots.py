@@ -7,6 +7,7 @@ state alone; saving uses the Agg renderer.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from pyrobust._checks import check_transition_matrix
+from pyrobust._io import atomic_write
 from pyrobust.estimate import estimation_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,8 +89,10 @@ def plot_transition_matrices(
     error = estimation_error(T_hat, T)
     summary = f"MAE {error['mae']:.4f}, max row L1 {error['max_row_l1']:.4f}"
     figure.suptitle(f"{title}: {summary}" if title else summary)
-    if path is not None:
-        figure.savefig(os.fspath(path), dpi=150)
+    if path is not None:  # rendered in memory, then written atomically: never a partial PNG under `path`
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=150)
+        atomic_write(path, buffer.getvalue())
     return figure
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -52,9 +53,12 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     assert run("corrupt", "--dataset", "mnist5k", "--noise", "symmetric", "--N", 0.2, "--seed", 1, "--out", noisy) == 0
     capsys.readouterr()
 
-    assert run("train", "--method", "nope", "--noisy-labels", noisy, "--seed", 0, "--out-dir", tmp_path) == 2
+    with pytest.raises(SystemExit) as exc:  # an unknown name is a usage error, listing the known ones
+        run("train", "--method", "nope", "--noisy-labels", noisy, "--seed", 0, "--out-dir", tmp_path)
+    assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("pyrobust train: error:") and "forward" in err and "Traceback" not in err
+    assert "pyrobust train: error: argument --method: unknown method 'nope'" in err and "forward" in err
+    assert "Traceback" not in err
 
     assert run("train", "--method", "forward", "--noisy-labels", noisy, "--seed", 0, "--out-dir", tmp_path,
                "--set", "learning_rate=1") == 2
@@ -83,7 +87,17 @@ def test_unknown_dataset_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exc:
         run("corrupt", "--dataset", "svhn", "--noise", "none", "--N", 0, "--seed", 0, "--out", "x.npz")
     assert exc.value.code == 2
-    assert "invalid choice: 'svhn'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown data set 'svhn'; known: mnist5k, mnist" in err
+
+
+def test_version_and_python_dash_m():
+    from pyrobust import __version__
+
+    console_script = os.path.join(os.path.dirname(sys.executable), "pyrobust")  # the installed entry point
+    for command in ([sys.executable, "-m", "pyrobust", "--version"], [console_script, "--version"]):
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == f"pyrobust {__version__}"
 
 
 def test_console_help_is_quick_and_lists_subcommands():

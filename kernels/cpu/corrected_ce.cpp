@@ -51,14 +51,16 @@ Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();  // the exp of PyTorch's own softmax kernels; exp(-inf) = 0
 }
 
-// Targets are checked up front (cheap, B reads) so that the error names the offending row. Returns the
-// number of rows not ignored, the divisor of a "mean".
+// Targets are checked up front (cheap, B reads) so that the error names the offending row. An out-of-range
+// class raises IndexError in Python (TORCH_CHECK_INDEX: c10::IndexError), as F.cross_entropy does on CPU
+// and as pyrobust._checks.check_targets does, with the same message. Returns the number of rows not
+// ignored, the divisor of a "mean".
 int64_t check_targets(const int64_t* target, int64_t B, int64_t C, int64_t ignore_index) {
   int64_t count = 0;
   for (int64_t i = 0; i < B; ++i) {
     const int64_t y = target[i];
-    TORCH_CHECK(y == ignore_index || (0 <= y && y < C), "pyrobust: target[", i, "] = ", y,
-                " is out of range for ", C, " classes (ignore_index = ", ignore_index, ")");
+    TORCH_CHECK_INDEX(y == ignore_index || (0 <= y && y < C), "pyrobust: target[", i, "] = ", y,
+                      " is out of range for ", C, " classes (ignore_index = ", ignore_index, ")");
     count += y != ignore_index;
   }
   return count;

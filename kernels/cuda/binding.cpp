@@ -4,8 +4,10 @@
 //
 // Out-of-range targets are not checked here: a host-side check needs the targets on the host, i.e. a
 // device-to-host copy and a stream synchronisation on every call, which would stall the CPU's queue of
-// kernels and forbid CUDA-graph capture. The kernel stops with a device-side assertion instead, as
-// PyTorch's own cross-entropy does; the Python wrapper validates targets when it wants a recoverable error.
+// kernels and forbid CUDA-graph capture. The kernel stops with a device-side assertion instead, which is
+// F.cross_entropy's behaviour on CUDA: no IndexError (that is the CPU's), but a RuntimeError ("device-side
+// assert triggered") at the next synchronisation, after which the CUDA context is unusable. Callers that
+// want a recoverable IndexError validate first (pyrobust._checks.check_targets).
 #include <ATen/core/Reduction.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>

@@ -1,6 +1,6 @@
 """The data sets of the paper's Table 2, as tensors ready for training.
 
-``load(name)`` returns a ``Dataset`` for ``name`` in ``DATASETS``:
+``load(name)`` returns a ``Dataset`` for a registered ``name`` (``list_datasets()``; the built-in ones:)
 
 =========  ==============================================  ================================  =======
 name       x (train / test)                                files                             classes
@@ -21,48 +21,36 @@ every file is checked, a bad one raising ``DataFormatError`` that names it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from functools import partial
 
 from pyrobust.data._common import DataFormatError, Dataset, DatasetNotAvailable, data_root
 from pyrobust.data.augment import random_crop_flip
-from pyrobust.data.cifar import load_cifar
 from pyrobust.data.download import ChecksumMismatch, DownloadError, fetch
-from pyrobust.data.imdb import load_imdb
-from pyrobust.data.mnist import load_mnist, load_mnist5k
-
-_LOADERS: dict[str, Callable[..., Dataset]] = {
-    "mnist5k": load_mnist5k,
-    "mnist": load_mnist,
-    "cifar10": partial(load_cifar, "cifar10"),
-    "cifar100": partial(load_cifar, "cifar100"),
-    "imdb": load_imdb,
-}
-
-#: Names accepted by ``load`` and ``fetch``.
-DATASETS: tuple[str, ...] = tuple(_LOADERS)
+from pyrobust.registry import get_dataset, list_datasets
 
 
 def load(name: str, root: str | os.PathLike[str] | None = None, *, download: bool = False) -> Dataset:
-    """Load data set ``name`` (one of ``DATASETS``) from the data root.
+    """Load the registered data set ``name`` (``pyrobust.list_datasets()``) from the data root.
 
-    Raises ``DatasetNotAvailable`` naming the missing files and where to put them, unless
-    ``download=True``, which fetches them first (see ``fetch``).
+    Returns:
+        a :class:`Dataset` (tensors on the CPU; shapes and dtypes in the table above).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+        DatasetNotAvailable: its files are absent (the message says which to put where), unless
+            ``download=True``, which fetches them first (see ``fetch``).
+        DataFormatError: a file exists but is corrupted or in another format (the message names it).
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    loader = _LOADERS[name]
+    info = get_dataset(name)
     try:
-        return loader(root)
+        return info.load(root)
     except DatasetNotAvailable:
         if not download:
             raise
     fetch(name, root)
-    return loader(root)
+    return info.load(root)
 
 
 __all__ = [
-    "DATASETS",
     "ChecksumMismatch",
     "DataFormatError",
     "Dataset",
@@ -70,6 +58,7 @@ __all__ = [
     "DownloadError",
     "data_root",
     "fetch",
+    "list_datasets",
     "load",
     "random_crop_flip",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pyrobust.data._common import DataFormatError, Dataset, DatasetNotAvailable, data_root, safe_unpickle
-from pyrobust.data.download import REMOTES, placement_hint
+from pyrobust.data.download import placement_hint, remotes
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def load_cifar(name: str, root: str | os.PathLike[str] | None = None) -> Dataset
     """
     layout = _LAYOUTS[name]
     root = data_root(root)
-    archive_name = REMOTES[name][0].filename
+    archive_name = remotes(name)[0].filename
     candidates = [root / name / layout.folder, root / layout.folder, root / name / archive_name, root / archive_name]
     source = next((p for p in candidates if p.exists()), None)
     if source is None:
@@ -126,4 +126,14 @@ def _parse_batch(raw: bytes, what: str, layout: _Layout) -> tuple[np.ndarray, li
     return data, labels
 
 
-__all__ = ["load_cifar"]
+__all__ = ["load_cifar", "load_cifar10", "load_cifar100"]
+
+
+def load_cifar10(root: str | os.PathLike[str] | None = None) -> Dataset:
+    """CIFAR-10: :func:`load_cifar` ``("cifar10", root)``."""
+    return load_cifar("cifar10", root)
+
+
+def load_cifar100(root: str | os.PathLike[str] | None = None) -> Dataset:
+    """CIFAR-100 with its 20 superclasses: :func:`load_cifar` ``("cifar100", root)``."""
+    return load_cifar("cifar100", root)

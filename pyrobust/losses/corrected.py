@@ -10,7 +10,9 @@ matrix ``T[i, j] = p(noisy = j | clean = i)`` (C x C, row-stochastic), ``p = sof
 
 Each row costs O(C): it reads column ``y_i`` of T (forward) or row ``y_i`` of T^{-1} (backward) and
 one pass over its logits yields both the loss and ``d loss_i / d h_i``. ``pyrobust.backend(device)``
-says which implementation runs; see ``pyrobust._ops``.
+says which implementation runs; see ``pyrobust._ops``. Inputs are checked by ``pyrobust._checks``, as in
+every loss (the exception types of ``F.cross_entropy``); the backward correction refuses an ill-conditioned
+T by the policy of :mod:`pyrobust.losses.conditioning` (paper, section 4.1).
 """
 
 from __future__ import annotations
@@ -20,51 +22,19 @@ import math
 import torch
 from torch import nn
 
-from pyrobust import _reference
-from pyrobust._checks import check_transition_matrix
-from pyrobust._ops import REDUCTIONS, _table_dtype, available, backend
+from pyrobust._checks import check_inverse, check_logits_and_target, check_reduction, check_transition_matrix
+from pyrobust._ops import _table_dtype, corrected_loss
+from pyrobust.losses.conditioning import MAX_CONDITION_NUMBER, condition_number, identity_mix_for
 
 __all__ = [
     "forward_corrected_cross_entropy",
     "backward_corrected_cross_entropy",
     "ForwardCorrectedLoss",
     "BackwardCorrectedLoss",
-    "MAX_CONDITION_NUMBER",
 ]
 
-#: Largest 1-norm condition number of T accepted by the backward correction. Its loss multiplies the
-#: per-class losses by T^{-1}, whose entries grow with the condition number; beyond this the loss and
-#: its gradients are dominated by amplified noise.
-MAX_CONDITION_NUMBER = 1e4
 
-_REDUCTIONS = tuple(REDUCTIONS)
-
-
-# --- validation -------------------------------------------------------------------------------------
-
-
-def _check_inputs(logits: torch.Tensor, target: torch.Tensor, reduction: str) -> int:
-    """Check logits (B, C) and target (B,); return C."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not isinstance(logits, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise TypeError("logits and target must be tensors")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be 2-D (B, C), got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits must be floating point, got {logits.dtype}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"target must hold int64 class indices, got {target.dtype}")
-    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"target must have shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
-            f"got {tuple(target.shape)}"
-        )
-    if target.device != logits.device:
-        raise ValueError(f"logits are on {logits.device} but target is on {target.device}")
-    if logits.shape[1] == 0:
-        raise ValueError("logits have 0 classes")
-    return logits.shape[1]
+# --- validation of what only these losses take ------------------------------------------------------
 
 
 def _check_same_device(name: str, M: torch.Tensor, logits: torch.Tensor) -> None:
@@ -93,83 +63,22 @@ def _log_T_t(T: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _inverse(T: torch.Tensor, identity_mix: float) -> torch.Tensor:
-    """``((1 - identity_mix) T + identity_mix I)^{-1}`` in float64, refusing singular or ill-conditioned T."""
+    """``((1 - identity_mix) T + identity_mix I)^{-1}`` in float64, refusing a singular or ill-conditioned T
+    (:func:`~pyrobust.losses.conditioning.condition_number` above ``MAX_CONDITION_NUMBER``)."""
     T = T.to(torch.float64)
     if identity_mix:
         T = (1 - identity_mix) * T + identity_mix * torch.eye(T.shape[0], dtype=T.dtype, device=T.device)
-    T_inv, info = torch.linalg.inv_ex(T.detach())
-    cond = math.inf
-    if int(info) == 0:
-        cond = float(torch.linalg.matrix_norm(T.detach(), 1) * torch.linalg.matrix_norm(T_inv, 1))
+    cond = condition_number(T)  # detached: autograd to T (for learning T) goes through the inverse alone
     if not cond <= MAX_CONDITION_NUMBER:
         what = "singular" if math.isinf(cond) else "ill-conditioned"
         raise ValueError(
             f"T is {what} (1-norm condition number {cond:.3g} > {MAX_CONDITION_NUMBER:g}): the backward "
             "correction multiplies the loss by T^-1 and would amplify noise. Mix T with the identity, "
-            "the remedy of Patrini et al. (sec. 4.1): pass identity_mix=0.1 (uses 0.9 T + 0.1 I), or use "
-            "the forward correction, which needs no inverse"
+            f"the remedy of Patrini et al. (sec. 4.1): identity_mix={identity_mix_for(T):g} is the smallest "
+            "that brings it under the limit (pyrobust.losses.identity_mix_for(T)), or use the forward "
+            "correction, which needs no inverse"
         )
-    # Autograd to T (for learning T) goes through a differentiable inverse; the check above is detached.
-    return torch.linalg.inv(T) if T.requires_grad else T_inv
-
-
-def _check_T_inv(T_inv: torch.Tensor, num_classes: int) -> torch.Tensor:
-    if not isinstance(T_inv, torch.Tensor):
-        T_inv = torch.as_tensor(T_inv, dtype=torch.float64)
-    if T_inv.dim() != 2 or T_inv.shape != (num_classes, num_classes):
-        raise ValueError(
-            f"T_inv must be {num_classes} x {num_classes} for logits with {num_classes} classes, "
-            f"got shape {tuple(T_inv.shape)}"
-        )
-    if not T_inv.is_floating_point():
-        raise TypeError(f"T_inv must be floating point, got {T_inv.dtype}")
-    if not bool(torch.isfinite(T_inv).all()):
-        raise ValueError("T_inv has non-finite entries")
-    return T_inv
-
-
-# --- the loss on whichever backend runs -------------------------------------------------------------
-
-
-# The overloads themselves, not the packets: one lookup less per call. They exist where the extension loaded.
-_OPS = (
-    {kind: getattr(torch.ops.pyrobust, f"{kind}_corrected_ce").default for kind in ("forward", "backward")}
-    if available()
-    else {}
-)
-
-
-def _corrected_loss(
-    kind: str,
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    table: torch.Tensor,
-    reduction: str,
-    ignore_index: int,
-    clip: float = 0.0,
-) -> torch.Tensor:
-    """The loss reduced as ``F.cross_entropy`` reduces it: by the compiled op itself, or by the reference."""
-    impl = backend(logits.device)
-    if impl == "cpp" and logits.dtype not in (torch.float32, torch.float64):
-        logits = logits.float()  # the CPU kernels run float16/bfloat16 in float32; autograd casts back
-    table = table.to(dtype=_table_dtype(logits.dtype))
-    # Gradients to the table, and the clipped backward loss (not fused), are plain PyTorch by design.
-    if impl != "reference" and not table.requires_grad and not clip:
-        args = (logits.contiguous(), target.contiguous(), table.contiguous(), ignore_index, REDUCTIONS[reduction])
-        return _OPS[kind](*args)
-    _reference.check_targets(target, logits.shape[1], ignore_index)
-    if kind == "forward":
-        loss = _reference.forward_corrected_ce(logits, target, table, ignore_index)
-    else:
-        loss = _reference.backward_corrected_ce(logits, target, table, ignore_index, clip)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    # Mean over the rows that are not ignored, as F.cross_entropy: with none left the loss is nan (0 / 0) and
-    # its gradient 0.
-    count = (target != ignore_index).sum().to(loss.dtype)
-    return torch.where(count > 0, loss.sum() / count.clamp_min(1), torch.nan)
+    return torch.linalg.inv(T)
 
 
 def forward_corrected_cross_entropy(
@@ -194,12 +103,20 @@ def forward_corrected_cross_entropy(
         ignore_index: target value whose rows contribute 0 loss and 0 gradient.
 
     Returns:
-        The reduced loss (scalar), or (B,) for ``"none"``; float64 for float64 logits, else float32.
+        The reduced loss (scalar, in nats), or (B,) for ``"none"``; float64 for float64 logits, else float32.
+
+    Raises:
+        TypeError, DtypeError, ValueError: bad logits, target or reduction, as
+            :func:`pyrobust._checks.check_logits_and_target` (the exception types of ``F.cross_entropy``).
+        IndexError: a target outside ``[0, C)`` that is not ``ignore_index`` (on CUDA the compiled kernel
+            stops with a device-side assertion instead, as ``F.cross_entropy`` does).
+        TypeError, ValueError: T is not a valid transition matrix (:func:`pyrobust.check_transition_matrix`),
+            or not on the logits' device.
     """
-    num_classes = _check_inputs(logits, target, reduction)
+    num_classes = check_logits_and_target(logits, target, reduction)
     T = check_transition_matrix(T, num_classes)
     _check_same_device("T", T, logits)
-    return _corrected_loss("forward", logits, target, _log_T_t(T, _table_dtype(logits.dtype)), reduction, ignore_index)
+    return corrected_loss("forward", logits, target, _log_T_t(T, _table_dtype(logits.dtype)), reduction, ignore_index)
 
 
 def backward_corrected_cross_entropy(
@@ -232,8 +149,9 @@ def backward_corrected_cross_entropy(
     Args:
         logits: (B, C) float tensor (float32/float64; float16/bfloat16 run in float32 on CPU).
         target: (B,) int64 noisy labels in ``[0, C)`` or ``ignore_index``.
-        T: (C, C) row-stochastic transition matrix; its 1-norm condition number must not exceed
-            ``MAX_CONDITION_NUMBER``.
+        T: (C, C) row-stochastic transition matrix; the 2-norm condition number of
+            ``(1 - identity_mix) T + identity_mix I`` (:func:`pyrobust.losses.condition_number`) must not
+            exceed ``MAX_CONDITION_NUMBER`` (1e4; :func:`pyrobust.losses.identity_mix_for` finds a mix).
         T_inv: (C, C) inverse to use instead of T (pass one of the two); not checked for conditioning.
         reduction: ``"mean"`` (over non-ignored rows), ``"sum"`` or ``"none"``.
         ignore_index: target value whose rows contribute 0 loss and 0 gradient.
@@ -241,9 +159,16 @@ def backward_corrected_cross_entropy(
         clip: ``eps`` in [0, 0.5); 0 (default) is the exact, unclipped loss.
 
     Returns:
-        The reduced loss (scalar), or (B,) for ``"none"``; float64 for float64 logits, else float32.
+        The reduced loss (scalar, in nats), or (B,) for ``"none"``; float64 for float64 logits, else float32.
+
+    Raises:
+        TypeError, DtypeError, ValueError, IndexError: bad logits, target or reduction, as
+            :func:`forward_corrected_cross_entropy`.
+        ValueError: T is singular or ill-conditioned (condition number above ``MAX_CONDITION_NUMBER``), both
+            or neither of T and T_inv are given, identity_mix is given with T_inv, or identity_mix or clip
+            is out of range; T or T_inv is not a valid C x C matrix on the logits' device (also TypeError).
     """
-    num_classes = _check_inputs(logits, target, reduction)
+    num_classes = check_logits_and_target(logits, target, reduction)
     identity_mix = _check_identity_mix(identity_mix)
     clip = _check_clip(clip)
     if (T is None) == (T_inv is None):
@@ -255,9 +180,9 @@ def backward_corrected_cross_entropy(
     else:
         if identity_mix:
             raise ValueError("identity_mix applies to T; it cannot be combined with T_inv")
-        T_inv = _check_T_inv(T_inv, num_classes)
+        T_inv = check_inverse(T_inv, num_classes)
         _check_same_device("T_inv", T_inv, logits)
-    return _corrected_loss("backward", logits, target, T_inv, reduction, ignore_index, clip)
+    return corrected_loss("backward", logits, target, T_inv, reduction, ignore_index, clip)
 
 
 # --- modules ------------------------------------------------------------------------------------------
@@ -273,8 +198,7 @@ class _CorrectedLoss(nn.Module):
 
     def __init__(self, T: torch.Tensor, reduction: str = "mean", ignore_index: int = -100) -> None:
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        check_reduction(reduction)
         # A fixed hyper-parameter, kept out of the state_dict so no load can change it under the cache.
         self._T = check_transition_matrix(T).detach().to(torch.float64).clone()
         self.reduction = reduction
@@ -283,7 +207,7 @@ class _CorrectedLoss(nn.Module):
 
     @property
     def T(self) -> torch.Tensor:
-        """The transition matrix (C x C, float64, a copy)."""
+        """The transition matrix ``T[i, j] = p(noisy = j | clean = i)`` (C x C, float64, a copy)."""
         return self._T.clone()
 
     def _derive(self, T: torch.Tensor) -> torch.Tensor:
@@ -298,10 +222,10 @@ class _CorrectedLoss(nn.Module):
         return table
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        num_classes = _check_inputs(logits, target, self.reduction)
+        num_classes = check_logits_and_target(logits, target, self.reduction)
         if num_classes != self._T.shape[0]:
             raise ValueError(f"T is {self._T.shape[0]} x {self._T.shape[0]} but the logits have {num_classes} classes")
-        return _corrected_loss(
+        return corrected_loss(
             self._kind, logits, target, self._table(logits), self.reduction, self.ignore_index, self.clip
         )
 
@@ -314,6 +238,14 @@ class ForwardCorrectedLoss(_CorrectedLoss):
 
     ``loss(logits (B, C), target (B,))``; T (C x C) is validated once and ``log T^T`` cached per device and
     dtype of the logits.
+
+    Args:
+        T: (C, C) row-stochastic ``T[i, j] = p(noisy = j | clean = i)`` (copied in float64).
+        reduction, ignore_index: as in the function.
+
+    Raises:
+        At construction: TypeError, ValueError for a bad T or reduction. At a call: what the function raises
+        for bad logits or targets, and ValueError if the logits do not have C classes.
     """
 
     _kind = "forward"
@@ -330,6 +262,16 @@ class BackwardCorrectedLoss(_CorrectedLoss):
     device and dtype; ``clip`` as in the function. Theorem 4 caveat: the Hessian equals that of plain
     cross-entropy w.r.t. the logits and the last layer's weights, not w.r.t. all parameters (see the
     function).
+
+    Args:
+        T: (C, C) row-stochastic transition matrix (copied in float64).
+        reduction, ignore_index, identity_mix, clip: as in the function.
+
+    Raises:
+        At construction: TypeError, ValueError for a bad T, reduction, identity_mix or clip, and ValueError
+        for a T whose 2-norm condition number after mixing exceeds ``MAX_CONDITION_NUMBER`` (paper, sec.
+        4.1: pass ``identity_mix=pyrobust.losses.identity_mix_for(T)``). At a call: as
+        :class:`ForwardCorrectedLoss`.
     """
 
     _kind = "backward"

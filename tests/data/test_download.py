@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -12,8 +13,9 @@ import pytest
 from datafiles import mnist_arrays, mnist_files, sha256
 
 import pyrobust.data as data
+from pyrobust import registry
 from pyrobust.data import download
-from pyrobust.data.download import Remote
+from pyrobust.entries import Remote
 
 PAYLOAD = bytes(range(256)) * 1000  # 256 kB, several read chunks
 
@@ -33,7 +35,7 @@ def test_download_all_files_then_load(file_server, tmp_path):
     checksums = {name: sha256(content) for name, content in file_server.files.items()}
     paths = data.fetch("mnist", tmp_path, base_url=file_server.base_url, progress=False, checksums=checksums)
 
-    assert [p.name for p in paths] == [r.filename for r in download.REMOTES["mnist"]]
+    assert [p.name for p in paths] == [r.filename for r in download.remotes("mnist")]
     assert all(p.parent == tmp_path / "mnist" and p.read_bytes() == file_server.files[p.name] for p in paths)
     assert leftovers(tmp_path) == sorted(file_server.files)  # no .part left behind
     ds = data.load("mnist", tmp_path)
@@ -65,7 +67,7 @@ def test_checksum_mismatch_deletes_the_download(file_server, tmp_path):
 
 def test_pinned_checksums_are_used_by_default(file_server, tmp_path):
     file_server.files = {"imdb.npz": PAYLOAD}
-    with pytest.raises(data.ChecksumMismatch, match=download.REMOTES["imdb"][0].sha256):
+    with pytest.raises(data.ChecksumMismatch, match=download.remotes("imdb")[0].sha256):
         data.fetch("imdb", tmp_path, base_url=file_server.base_url, progress=False)
 
 
@@ -139,7 +141,8 @@ def test_load_with_download_uses_the_checksum_table(file_server, tmp_path, monke
     file_server.files = mnist_files(arrays, gz=True)
     table = tuple(Remote(name, f"{file_server.base_url}/{name}", sha256(content))
                   for name, content in file_server.files.items())
-    monkeypatch.setitem(download.REMOTES, "mnist", table)
+    mnist = registry.get_dataset("mnist")
+    monkeypatch.setitem(registry.DATASETS._entries, "mnist", dataclasses.replace(mnist, files=table))
     with pytest.raises(data.DatasetNotAvailable):
         data.load("mnist", tmp_path)
     ds = data.load("mnist", tmp_path, download=True)

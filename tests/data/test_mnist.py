@@ -133,5 +133,5 @@ def test_mnist5k_is_deterministic(mnist5k):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ValueError, match="known: mnist5k, mnist, cifar10, cifar100, imdb"):
+    with pytest.raises(ValueError, match="known: mnist5k, mnist, imdb, cifar10, cifar100"):
         data.load("svhn")

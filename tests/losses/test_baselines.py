@@ -3,11 +3,14 @@ the papers / the authors' Keras benchmark), reductions like F.cross_entropy, gra
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
 
+from pyrobust import losses
+from pyrobust._checks import DtypeError
 from pyrobust.losses import baselines
 
 LOGITS = [[2.0, -1.0, 0.5], [0.0, 0.3, -0.7], [-1.2, 1.5, 1.4]]
@@ -125,18 +128,23 @@ def test_gradcheck(name, kwargs):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bad_inputs_raise_clearly(name):
+def test_bad_inputs_raise_what_every_loss_raises(name):
+    """The checks of pyrobust._checks (their sweep against F.cross_entropy: tests/kernels/test_checks.py)."""
     loss = getattr(baselines, name)
     logits = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"target holds class 3 outside \[0, 3\)"):
+    with pytest.raises(IndexError, match=r"^target\[1\] = 3 is out of range for 3 classes \(ignore_index = -100\)$"):
         loss(logits, torch.tensor([0, 3]))
-    with pytest.raises(ValueError, match=r"target must be an int64 tensor of shape \(2,\)"):
+    with pytest.raises(IndexError, match=r"target\[0\] = -1 is out of range"):
+        loss(logits, torch.tensor([-1, 0]))
+    with pytest.raises(DtypeError, match=r"^target must hold int64 class indices, got torch.float32$"):
         loss(logits, torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"target must be an int64 tensor of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"^target must have shape \(2,\) to match logits \(2, 3\), got \(3,\)$"):
         loss(logits, torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="logits must be a floating point B x C tensor"):
+    with pytest.raises(ValueError, match=r"^logits must be 2-D \(B, C\), got shape \(3,\)$"):
         loss(torch.zeros(3), torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="unknown reduction 'avg'; known: mean, sum, none"):
+    with pytest.raises(DtypeError, match="^logits must be floating point, got torch.int64$"):
+        loss(logits.long(), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"^reduction must be one of \('none', 'mean', 'sum'\), got 'avg'$"):
         loss(logits, torch.tensor([0, 1]), "avg")
 
 
@@ -148,3 +156,95 @@ def test_bad_hyperparameters():
         baselines.gce(h, y, q=0.0)
     with pytest.raises(ValueError, match="A stands for log 0 and must be negative"):
         baselines.sce(h, y, A=0.0)
+
+
+# --- modules --------------------------------------------------------------------------------------------
+
+#: each module class of pyrobust.losses and the function it wraps
+CLASSES = {
+    "UnhingedLoss": "unhinged",
+    "SigmoidLoss": "sigmoid",
+    "SavageLoss": "savage",
+    "BootstrapSoftLoss": "bootstrap_soft",
+    "BootstrapHardLoss": "bootstrap_hard",
+    "GCELoss": "gce",
+    "SCELoss": "sce",
+}
+
+
+def test_every_baseline_has_a_module():
+    assert sorted(CLASSES.values()) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("cls", list(CLASSES))
+def test_module_defaults_are_the_functions(cls):
+    """Same hyperparameters, same defaults, ``reduction`` first, as nn.CrossEntropyLoss."""
+    function = getattr(baselines, CLASSES[cls])
+    module = inspect.signature(getattr(losses, cls)).parameters
+    wanted = inspect.signature(function).parameters
+    assert list(module) == list(wanted)[2:]
+    for name, parameter in module.items():
+        assert parameter.default == wanted[name].default, name
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("cls", list(CLASSES))
+def test_module_equals_its_function_bit_for_bit(cls, reduction):
+    function = getattr(baselines, CLASSES[cls])
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        logits = (3 * torch.randn(64, 10, generator=g)).to(dtype)
+        target = torch.randint(0, 10, (64,), generator=g)
+        target[::5] = -100
+        module = getattr(losses, cls)(reduction)
+        assert isinstance(module, losses.BaselineLoss) and isinstance(module, torch.nn.Module)
+        torch.testing.assert_close(module(logits, target), function(logits, target, reduction), rtol=0, atol=0)
+        if cls == "GCELoss":
+            assert torch.equal(losses.GCELoss()(logits, target), baselines.gce(logits, target, "mean"))
+
+
+@pytest.mark.parametrize(
+    "module, function, kwargs",
+    [
+        (losses.UnhingedLoss, baselines.unhinged, dict(signed=True, ignore_index=3)),
+        (losses.SigmoidLoss, baselines.sigmoid, dict(signed=True)),
+        (losses.SavageLoss, baselines.savage, dict(signed=True)),
+        (losses.BootstrapSoftLoss, baselines.bootstrap_soft, dict(beta=0.5)),
+        (losses.BootstrapHardLoss, baselines.bootstrap_hard, dict(beta=0.3)),
+        (losses.GCELoss, baselines.gce, dict(q=0.2, ignore_index=1)),
+        (losses.SCELoss, baselines.sce, dict(alpha=0.5, beta=0.25, A=-2.0)),
+    ],
+)
+def test_module_hyperparameters_reach_the_function(module, function, kwargs):
+    logits, target = torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(TARGET)
+    got = module("none", **kwargs)(logits, target)
+    torch.testing.assert_close(got, function(logits, target, "none", **kwargs), rtol=0, atol=0)
+    assert not torch.equal(got, function(logits, target, "none"))  # the setting made a difference
+
+
+def test_baseline_loss_wraps_any_function_and_says_so():
+    logits, target = torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(TARGET)
+    loss = losses.BaselineLoss(baselines.gce, reduction="sum", q=0.5)
+    torch.testing.assert_close(loss(logits, target), baselines.gce(logits, target, "sum", q=0.5), rtol=0, atol=0)
+    assert repr(loss) == "BaselineLoss(gce, reduction='sum', q=0.5)"
+    assert repr(losses.GCELoss()) == "GCELoss(reduction='mean', q=0.7, ignore_index=-100)"
+    assert list(loss.parameters()) == [] and loss.state_dict() == {}
+
+
+def test_modules_check_their_settings_at_construction():
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\), got 'avg'"):
+        losses.UnhingedLoss("avg")
+    with pytest.raises(ValueError, match=r"reduction must be one of"):
+        losses.BaselineLoss(baselines.gce, "avg")
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 1\]"):
+        losses.BootstrapSoftLoss(beta=1.5)
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 1\]"):
+        losses.BootstrapHardLoss(beta=0.0)
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\]"):
+        losses.GCELoss(q=2.0)
+    with pytest.raises(ValueError, match="A stands for log 0 and must be negative"):
+        losses.SCELoss(A=1.0)
+    with pytest.raises(ValueError, match="alpha and beta must be >= 0"):
+        losses.SCELoss(alpha=-1.0)
+    with pytest.raises(TypeError):
+        losses.GCELoss("mean", 0.5)  # hyperparameters are keyword-only, as in the functions

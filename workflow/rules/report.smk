@@ -1,5 +1,35 @@
 """Table 2 (CSV and Markdown) and the figures, from every result record of the configured runs."""
 
+import json
+import os
+from pathlib import Path
+
+# The result record of every configured method and run of each data set of the table.
+RESULT_FILES = {
+    dataset: [
+        f"{RUN}/{{method}}.json".format(
+            dataset=dataset,
+            model=model,
+            noise=setting["noise"],
+            N=format_N(setting["N"]),
+            seed=seed,
+            method=method,
+        )
+        for model in config["dataset_settings"][dataset]["models"]
+        for setting in config["dataset_settings"][dataset]["settings"]
+        for seed in seeds(dataset)
+        for method in METHODS
+    ]
+    for dataset in DATASETS
+}
+# Whether a data set is in the table: always, unless its availability probe said otherwise.
+available = lambda dataset: dataset not in PROBED_DATASETS or (
+    json.loads(
+        Path(checkpoints.probe_dataset.get(dataset=dataset).output[0]).read_text()
+    )["available"]
+)
+missing_datasets = lambda: [d for d in DATASETS if not available(d)]
+
 
 localrules:
     report,
@@ -7,7 +37,9 @@ localrules:
 
 rule report:
     input:
-        results=report_results,
+        results=lambda wildcards: [
+            f for d in DATASETS if available(d) for f in RESULT_FILES[d]
+        ],
         paper=workflow.source_path("../resources/table2-paper.csv"),
     output:
         csv=report(
@@ -33,7 +65,9 @@ rule report:
     params:
         results=RESULTS,
         out_dir=lambda wildcards, output: os.path.dirname(output.csv),
-        missing=missing_datasets,
+        missing=lambda wildcards: (
+            f"--missing {' '.join(missing)}" if (missing := missing_datasets()) else ""
+        ),
         code=REPORT_CODE,
     shell:
         "pyrobust report --results {params.results} --out-dir {params.out_dir} "

@@ -6,15 +6,116 @@ and forward with the true T) in one job as soon as the noisy labels exist, and f
 one job once T-hat has been estimated from cross_entropy. Start-up (Python, torch, the data) is then paid
 once per job instead of once per method. With `batch_methods: false` (long GPU jobs that a cluster runs
 side by side) every method is its own job.
+
+The helpers below are tables and lambdas: `snakemake --lint` asks that a file with rules define no
+functions (shared functions are in runs.smk).
 """
+
+from pyrobust.catalog import estimated_T_methods
+
+# Methods trained with the T-hat estimated from the cross_entropy network (the catalogue's
+# transition == "estimated"): they wait for the estimate. Every other method runs as soon as the noisy
+# labels exist.
+ESTIMATED_T_METHODS = estimated_T_methods()
+METHODS = config["methods"]
+METHODS_WITH_T_HAT = [m for m in METHODS if m in ESTIMATED_T_METHODS]
+# cross_entropy runs on its own: its predicted probabilities are what T-hat is estimated from.
+METHODS_WITHOUT_T_HAT = [
+    m for m in METHODS if m not in ESTIMATED_T_METHODS and m != "cross_entropy"
+]
+TRAIN_CROSS_ENTROPY = "cross_entropy" in METHODS or bool(METHODS_WITH_T_HAT)
+BATCHED = config["batch_methods"]
+# In a batch, cross_entropy joins the other methods that need no T-hat.
+BATCH_WITHOUT_T_HAT = ["cross_entropy"] * TRAIN_CROSS_ENTROPY + METHODS_WITHOUT_T_HAT
+
+# The noisy labels of one noise setting (seed<k>.npz; one job writes every seed, shared by the networks).
+LABELS = f"{RESULTS}/{{dataset}}/labels/{{noise}}-{{N}}"
+# The cross_entropy network's softmax on the training inputs, from which T-hat is estimated.
+PROBS = f"{RUN}/cross_entropy.probs.npy"
+
+# --- the training jobs' command line, built here only
+
+# Every training rule runs this command. Its params are TRAIN_PARAMS plus what differs between rules:
+# `methods` (the --method flags of the job) and `extra` (--save-probs, --T-hat or nothing).
+TRAIN_COMMAND = (
+    "PYROBUST_DATA={params.data_root:q} "
+    "pyrobust train {params.options} --threads {threads} {params.methods} {params.extra} "
+    "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
+)
+# --epochs only where set: null leaves the trainer's default for the data set (the paper's schedule).
+EPOCHS_OPTION = {
+    dataset: (
+        [f"--epochs {dataset_setting(dataset, 'epochs')}"]
+        if dataset_setting(dataset, "epochs") is not None
+        else []
+    )
+    for dataset in config["dataset_settings"]
+}
+TRAIN_PARAMS = dict(
+    data_root=config["data_root"],
+    options=lambda wildcards: " ".join(
+        [
+            f"--dataset {wildcards.dataset}",
+            f"--model {wildcards.model}",
+            f"--seed {wildcards.seed}",
+            f"--device {config['device']}",
+        ]
+        + EPOCHS_OPTION[wildcards.dataset]
+        + [f"--set {k}={v}" for k, v in sorted(config["train_overrides"].items())]
+    ),
+    out_dir=lambda wildcards: RUN.format(**wildcards),
+    code=TRAINING_CODE,
+)
+# The --method flags of a job that trains `batch` (batched) or its {method} wildcard.
+method_flags = lambda batch: (
+    " ".join(f"--method {method}" for method in batch)
+    if BATCHED
+    else lambda wildcards: f"--method {wildcards.method}"
+)
+# --save-probs where T-hat will be estimated from the job's cross_entropy network.
+SAVE_PROBS = (
+    (lambda wildcards: f"--save-probs {PROBS.format(**wildcards)}")
+    if METHODS_WITH_T_HAT
+    else ""
+)
+
+# The records a job writes (those of `batch`, or of its {method} wildcard), its log (that of the batch
+# `name`, or of its method), and its time limit: the data set's runtime per method times the methods it trains.
+trained = lambda batch: (
+    expand(f"{RUN}/{{method}}.json", method=batch, allow_missing=True)
+    if BATCHED
+    else f"{RUN}/{{method}}.json"
+)
+training_log = lambda name: (
+    f"{RUN_LOG}/{name}.log" if BATCHED else f"{RUN_LOG}/{{method}}.log"
+)
+training_runtime = lambda batch: lambda wildcards: (
+    config["dataset_settings"][wildcards.dataset]["runtime"]
+    * (len(batch) if BATCHED else 1)
+)
+GPUS = 1 if config["device"] == "cuda" else 0
+
+# How `pyrobust estimate` is told a data set's estimator: the paper's two by their own flags, any other
+# registered estimator by its name.
+ESTIMATOR_FLAGS = {
+    "percentile": f"--quantile {config['quantile']}",
+    "argmax": "--argmax",
+}
+ESTIMATOR_OPTIONS = {
+    dataset: ESTIMATOR_FLAGS.get(
+        settings["estimator"],
+        f"--estimator {settings['estimator']} --quantile {config['quantile']}",
+    )
+    for dataset, settings in config["dataset_settings"].items()
+}
 
 
 rule corrupt_labels:
     """The noisy training labels of one noise setting, all seeds in one job (shared by all networks)."""
     input:
-        data_ready,
+        lambda wildcards: DATA_READY[wildcards.dataset],
     output:
-        directory(f"{RESULTS}/{{dataset}}/labels/{{noise}}-{{N}}"),
+        directory(LABELS),
     log:
         f"{LOGS}/{{dataset}}/labels/{{noise}}-{{N}}.log",
     conda:
@@ -37,7 +138,7 @@ if not BATCHED and TRAIN_CROSS_ENTROPY:
     rule train_cross_entropy:
         """cross_entropy, saving its softmax on the training inputs when T-hat is needed."""
         input:
-            labels=noisy_labels,
+            labels=LABELS,
         output:
             [f"{RUN}/cross_entropy.json"] + [PROBS] * bool(METHODS_WITH_T_HAT),
         log:
@@ -46,18 +147,14 @@ if not BATCHED and TRAIN_CROSS_ENTROPY:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=train_resources,
-            runtime=train_runtime,
+            gpu=GPUS,
+            runtime=training_runtime(["cross_entropy"]),
         params:
-            data_root=config["data_root"],
-            options=train_options,
-            save_probs=save_probs,
-            out_dir=run_dir,
-            code=TRAINING_CODE,
+            **TRAIN_PARAMS,
+            methods="--method cross_entropy",
+            extra=SAVE_PROBS,
         shell:
-            "PYROBUST_DATA={params.data_root:q} "
-            "pyrobust train {params.options} --threads {threads} --method cross_entropy {params.save_probs} "
-            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
+            TRAIN_COMMAND
 
 
 if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
@@ -65,7 +162,7 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
     rule train_without_T_hat:
         """The methods that need no T-hat: baselines, corrections with the true T (and, batched, cross_entropy)."""
         input:
-            labels=noisy_labels,
+            labels=LABELS,
         output:
             (
                 trained(BATCH_WITHOUT_T_HAT) + [PROBS] * bool(METHODS_WITH_T_HAT)
@@ -80,26 +177,21 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=train_resources,
+            gpu=GPUS,
             runtime=training_runtime(BATCH_WITHOUT_T_HAT),
         params:
-            data_root=config["data_root"],
-            options=train_options,
-            methods=method_options(BATCH_WITHOUT_T_HAT),
-            save_probs=save_probs if BATCHED else "",
-            out_dir=run_dir,
-            code=TRAINING_CODE,
+            **TRAIN_PARAMS,
+            methods=method_flags(BATCH_WITHOUT_T_HAT),
+            extra=SAVE_PROBS if BATCHED else "",
         shell:
-            "PYROBUST_DATA={params.data_root:q} "
-            "pyrobust train {params.options} --threads {threads} {params.methods} {params.save_probs} "
-            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
+            TRAIN_COMMAND
 
 
 rule estimate_transition_matrix:
     """T-hat from the cross_entropy network's softmax (Eq. 12-13), with its error against the true T."""
     input:
         probs=PROBS,
-        labels=noisy_labels,
+        labels=LABELS,
     output:
         T_hat=f"{RUN}/T_hat.npy",
         error=f"{RUN}/T_hat.json",
@@ -108,11 +200,7 @@ rule estimate_transition_matrix:
     conda:
         "../envs/pyrobust.yaml"
     params:
-        estimator=lambda wildcards: (
-            "--argmax"
-            if config["dataset_settings"][wildcards.dataset]["estimator"] == "argmax"
-            else f"--quantile {config['quantile']}"
-        ),
+        estimator=lambda wildcards: ESTIMATOR_OPTIONS[wildcards.dataset],
         code=TRAINING_CODE,
     shell:
         "pyrobust estimate --probs {input.probs} --noisy-labels {input.labels}/seed{wildcards.seed}.npz "
@@ -124,7 +212,7 @@ if METHODS_WITH_T_HAT:
     rule train_with_T_hat:
         """The corrections with the estimated T-hat (forward_est, backward_est)."""
         input:
-            labels=noisy_labels,
+            labels=LABELS,
             T_hat=rules.estimate_transition_matrix.output.T_hat,
         output:
             trained(METHODS_WITH_T_HAT),
@@ -136,15 +224,11 @@ if METHODS_WITH_T_HAT:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=train_resources,
+            gpu=GPUS,
             runtime=training_runtime(METHODS_WITH_T_HAT),
         params:
-            data_root=config["data_root"],
-            options=train_options,
-            methods=method_options(METHODS_WITH_T_HAT),
-            out_dir=run_dir,
-            code=TRAINING_CODE,
+            **TRAIN_PARAMS,
+            methods=method_flags(METHODS_WITH_T_HAT),
+            extra=lambda wildcards, input: f"--T-hat {input.T_hat}",
         shell:
-            "PYROBUST_DATA={params.data_root:q} "
-            "pyrobust train {params.options} --threads {threads} {params.methods} --T-hat {input.T_hat} "
-            "--noisy-labels {input.labels}/seed{wildcards.seed}.npz --out-dir {params.out_dir} > {log} 2>&1"
+            TRAIN_COMMAND

@@ -4,11 +4,10 @@ A script rather than a `pyrobust` call because "absent" must be an outcome here,
 workflow leaves an unavailable default data set out of Table 2 and lists it as missing.
 """
 
-import json
 import logging
-import os
 import sys
 
+from pyrobust._io import write_json
 from pyrobust.data import DatasetNotAvailable, fetch, load
 
 
@@ -31,10 +30,7 @@ def main(snakemake) -> None:
     else:
         logging.warning("%s: left out of Table 2: %s", status["dataset"], status["message"])
         print(f"pyrobust: data set {status['dataset']} left out: {status['message']}", file=sys.stderr)
-    tmp = f"{snakemake.output[0]}.tmp"
-    with open(tmp, "w") as file:
-        json.dump(status, file, indent=2)
-    os.replace(tmp, snakemake.output[0])
+    write_json(snakemake.output[0], status)
 
 
 main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

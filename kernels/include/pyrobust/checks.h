@@ -9,18 +9,21 @@
 namespace pyrobust {
 
 // Checks logits (B, C), target (B,) int64, the C x C table (log_T_t or T_inv) and the reduction code
-// (at::Reduction) of a corrected cross-entropy op; `table_name` names the table in messages.
+// (at::Reduction) of a corrected cross-entropy op; `table_name` names the table in messages. The Python
+// exception types are those of F.cross_entropy and of pyrobust._checks: a wrong shape is a ValueError
+// (TORCH_CHECK_VALUE), a wrong dtype a RuntimeError (TORCH_CHECK). Target values are checked by the CPU
+// kernel (IndexError); the CUDA kernel stops with a device-side assertion, as F.cross_entropy on CUDA.
 inline void check_loss_inputs(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& table,
                               int64_t reduction, const char* table_name) {
   TORCH_CHECK(reduction == at::Reduction::None || reduction == at::Reduction::Mean || reduction == at::Reduction::Sum,
               "pyrobust: reduction must be 0 (none), 1 (mean) or 2 (sum), got ", reduction);
-  TORCH_CHECK(logits.dim() == 2, "pyrobust: logits must be 2-D (B, C), got shape ", logits.sizes());
-  TORCH_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "pyrobust: target must have shape (",
-              logits.size(0), ",) to match logits ", logits.sizes(), ", got ", target.sizes());
+  TORCH_CHECK_VALUE(logits.dim() == 2, "pyrobust: logits must be 2-D (B, C), got shape ", logits.sizes());
+  TORCH_CHECK_VALUE(target.dim() == 1 && target.size(0) == logits.size(0), "pyrobust: target must have shape (",
+                    logits.size(0), ",) to match logits ", logits.sizes(), ", got ", target.sizes());
   TORCH_CHECK(target.scalar_type() == at::kLong, "pyrobust: target must be int64, got ", target.scalar_type());
   const int64_t C = logits.size(1);
-  TORCH_CHECK(table.dim() == 2 && table.size(0) == C && table.size(1) == C, "pyrobust: ", table_name,
-              " must be ", C, " x ", C, " for logits with ", C, " classes, got ", table.sizes());
+  TORCH_CHECK_VALUE(table.dim() == 2 && table.size(0) == C && table.size(1) == C, "pyrobust: ", table_name,
+                    " must be ", C, " x ", C, " for logits with ", C, " classes, got ", table.sizes());
   const auto table_dtype = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   TORCH_CHECK(table.scalar_type() == table_dtype, "pyrobust: ", table_name, " must be ", table_dtype,
               " for ", logits.scalar_type(), " logits, got ", table.scalar_type());

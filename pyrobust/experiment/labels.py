@@ -1,0 +1,121 @@
+"""Noisy training labels: made by :func:`corrupt_labels` (``pyrobust corrupt``), read by the trainer.
+
+Step 1 of the paper's protocol (section 5.1): the training labels are corrupted once per seed,
+``noisy_i ~ T[y_i, :]``, and every method of that seed trains on the same noisy labels. The file format,
+:class:`NoisyLabels`, is an ``.npz`` of plain arrays (no pickles), written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pyrobust._checks import check_transition_matrix
+from pyrobust._io import atomic_write
+from pyrobust.catalog import NOISE_KINDS
+
+__all__ = ["NoisyLabels", "corrupt_labels"]
+
+_ARRAYS = {"labels", "T", "dataset", "noise", "N", "seed"}
+
+
+@dataclass(frozen=True)
+class NoisyLabels:
+    """Noisy training labels with the matrix that produced them: ``labels[i] ~ T[y_train[i], :]`` (sec. 5.1).
+
+    Attributes:
+        dataset, noise, N, seed: the data set, noise kind, noise level (a probability) and seed used.
+        labels: int64 numpy array (n_train,), classes in ``[0, C)``, in the training set's order.
+        T: float64 numpy array (C, C), row-stochastic, ``T[i, j] = p(noisy = j | clean = i)``.
+    """
+
+    dataset: str
+    noise: str
+    N: float
+    seed: int
+    labels: np.ndarray = field(repr=False)
+    T: np.ndarray = field(repr=False)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` to ``path`` atomically (the final name never holds a partial file).
+
+        Raises:
+            OSError: the folder cannot be written; ``path`` is then left as it was.
+        """
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            labels=np.asarray(self.labels, dtype=np.int64),
+            T=np.asarray(self.T, dtype=np.float64),
+            dataset=np.array(self.dataset),
+            noise=np.array(self.noise),
+            N=np.array(float(self.N)),
+            seed=np.array(int(self.seed)),
+        )
+        atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NoisyLabels:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: any other content (not an ``.npz``, arrays missing, labels not 1-D int64 or out of
+                ``[0, C)``, ``T`` not a row-stochastic square matrix); the message names the file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"noisy labels file {path} not found (write it with `pyrobust corrupt`)")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = _ARRAYS - set(f.files)
+                if missing:
+                    raise ValueError(f"missing arrays {sorted(missing)}")
+                labels, T = f["labels"], f["T"]
+                meta = dict(dataset=str(f["dataset"]), noise=str(f["noise"]), N=float(f["N"]), seed=int(f["seed"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"{path} is not a noisy-labels file written by `pyrobust corrupt`: {err}") from None
+        if labels.ndim != 1 or labels.dtype != np.int64:
+            raise ValueError(f"{path}: labels must be a 1-D int64 array, got {labels.dtype} {labels.shape}")
+        check_transition_matrix(torch.from_numpy(np.asarray(T, dtype=np.float64)), name=f"T in {path}")
+        if labels.size and (labels.min() < 0 or labels.max() >= T.shape[0]):
+            raise ValueError(f"{path}: labels must lie in [0, {T.shape[0]})")
+        return cls(labels=labels, T=np.asarray(T, dtype=np.float64), **meta)
+
+
+def corrupt_labels(data: Any, noise: str, N: float, seed: int) -> NoisyLabels:
+    """Corrupt ``data.y_train`` with the paper's ``T`` for ``data.name``: ``noisy_i ~ T[y_i, :]``, seeded.
+
+    Args:
+        data: a :class:`pyrobust.data.Dataset` (``name``, ``y_train`` int64 (n,), ``num_classes``; for
+            CIFAR-100 ``coarse_train``, whose superclasses the asymmetric noise keeps).
+        noise: ``"none"``, ``"symmetric"`` or ``"asymmetric"`` (section 5.1).
+        N: the noise level, a probability.
+        seed: the corruption's seed; the same seed gives the same labels.
+
+    Returns:
+        The noisy labels (int64 (n,)) and ``T`` (float64 (C, C)).
+
+    Raises:
+        ValueError: an unknown noise kind, an ``N`` outside [0, 1], or no such noise for this data set.
+    """
+    from pyrobust.noise import corrupt, transition_matrix_for
+
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISE_KINDS)}")
+    coarse_labels = None
+    if data.coarse_train is not None:  # CIFAR-100: the fine -> coarse table, read off the data set itself
+        coarse_labels = torch.zeros(data.num_classes, dtype=torch.int64)
+        coarse_labels.scatter_(0, torch.as_tensor(data.y_train), torch.as_tensor(data.coarse_train))
+    T = transition_matrix_for(data.name, noise, N, coarse_labels=coarse_labels)
+    T = torch.as_tensor(np.asarray(T), dtype=torch.float64)
+    check_transition_matrix(T, data.num_classes)
+    noisy = corrupt(data.y_train, T, seed)
+    labels = torch.as_tensor(noisy).cpu().numpy().astype(np.int64, copy=False)
+    return NoisyLabels(dataset=data.name, noise=noise, N=float(N), seed=int(seed), labels=labels, T=T.numpy())

@@ -1,0 +1,77 @@
+"""Table 2 from the result records: ``table2.csv``, ``table2.md`` (the paper's layout) and the figures.
+
+The entry point of ``pyrobust report`` (and the workflow's ``report`` rule): :func:`write_reports` reads the
+records (:mod:`~pyrobust.experiment.records`), averages the test accuracy over seeds per cell and marks
+the best cells by the caption of the paper's Table 2 (:mod:`~pyrobust.experiment.table`), and writes the
+CSV, the Markdown (:mod:`~pyrobust.experiment.markdown`) and the figures
+(:mod:`~pyrobust.experiment.figures`), every file through :mod:`pyrobust._io`'s atomic writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pyrobust._io import write_text
+from pyrobust.experiment.figures import plot_accuracy_vs_noise, plot_paper_vs_ours, plot_transition_estimates
+from pyrobust.experiment.markdown import markdown_table
+from pyrobust.experiment.records import load_records
+from pyrobust.experiment.table import load_paper, summarize
+
+__all__ = ["write_reports"]
+
+
+def write_reports(
+    results_dir: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    paper_csv: str | os.PathLike | None = None,
+    missing: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write ``table2.csv``, ``table2.md`` and ``figures/*.png`` under `out_dir` from the result records.
+
+    ``table2.csv`` has the columns :data:`pyrobust.experiment.table.CSV_COLUMNS` (one row per cell; floats
+    at 6 significant digits); ``table2.md`` the paper's layout with the caption's marks: bold for the
+    highest mean of a column and every mean not statistically far from it (Welch's t-test, p >= 0.05;
+    within 0.5 points with one run), ``\\*`` for the ground-truth-``T`` rows above all others (then the
+    next best bolded too), ``†`` for an estimated-``T`` row beating its ``T = I`` counterpart without
+    injected noise. The figures: ``accuracy_vs_N.png``, ``paper_vs_ours.png`` (with `paper_csv`) and
+    ``T_vs_T_hat_<dataset>_<model>.png`` per network with an estimate.
+
+    Args:
+        results_dir: a directory searched recursively for ``<method>.json`` records, or record files.
+        out_dir: where the reports go (created, with its ``figures`` folder).
+        paper_csv: the paper's Table 2 as CSV, printed beside our numbers.
+        missing: data sets left out because their files are absent; listed at the end of the Markdown
+            (duplicates dropped).
+
+    Returns:
+        Name -> path of every file written (``csv``, ``markdown``, and one entry per figure).
+
+    Raises:
+        FileNotFoundError: `results_dir` or `paper_csv` does not exist.
+        ValueError: a bad record (named; see :func:`pyrobust.experiment.records.load_records`) or a paper
+            CSV without the expected columns.
+        OSError: a file cannot be written (files already written stay whole).
+    """
+    out = Path(out_dir)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    runs = load_records(results_dir)
+    paper = load_paper(paper_csv) if paper_csv is not None else None
+    table = summarize(runs, paper)
+    missing = list(dict.fromkeys(missing))
+
+    written: dict[str, Path] = {}
+    written["csv"] = write_text(out / "table2.csv", table.to_csv(index=False, float_format="%.6g"))
+    written["markdown"] = write_text(out / "table2.md", markdown_table(table, runs, missing))
+    if not runs.empty:
+        for name, path in (
+            ("accuracy_vs_N", plot_accuracy_vs_noise(runs, figures / "accuracy_vs_N.png")),
+            ("paper_vs_ours", plot_paper_vs_ours(table, figures / "paper_vs_ours.png")),
+        ):
+            if path is not None:
+                written[name] = path
+        written.update(plot_transition_estimates(runs, figures))
+    return written

@@ -1,0 +1,60 @@
+"""pyrobust.experiment.labels: corrupting the training labels (section 5.1) and the noisy-labels file."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pyrobust.data import Dataset
+from pyrobust.experiment.labels import NoisyLabels, corrupt_labels
+
+
+def test_noisy_labels_round_trip_and_bad_file(small, tmp_path):
+    noisy = corrupt_labels(small, "symmetric", 0.2, 7)
+    noisy.save(tmp_path / "n.npz")
+    back = NoisyLabels.load(tmp_path / "n.npz")
+    assert (back.dataset, back.noise, back.N, back.seed) == ("mnist5k", "symmetric", 0.2, 7)
+    assert np.array_equal(back.labels, noisy.labels) and np.array_equal(back.T, noisy.T)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        NoisyLabels.load(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError, match="pyrobust corrupt"):
+        NoisyLabels.load(tmp_path / "absent.npz")
+
+
+def test_noisy_labels_save_is_atomic(small, tmp_path, monkeypatch):
+    path = tmp_path / "n.npz"
+    corrupt_labels(small, "symmetric", 0.2, 7).save(path)
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        corrupt_labels(small, "symmetric", 0.2, 8).save(path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["n.npz"]
+
+
+def test_corrupt_labels_rejects_an_unknown_noise(small):
+    with pytest.raises(ValueError, match="unknown noise 'pair'"):
+        corrupt_labels(small, "pair", 0.2, 0)
+
+
+def test_corrupt_labels_cifar100_uses_superclasses_of_the_data():
+    """CIFAR-100's asymmetric T comes from its own coarse labels (per example in the data set)."""
+    from pyrobust.noise import CIFAR100_COARSE_LABELS, asymmetric
+
+    y = torch.arange(100).repeat(20)
+    coarse = torch.as_tensor(CIFAR100_COARSE_LABELS)[y]
+    data = Dataset(name="cifar100", x_train=torch.zeros(len(y), 3, 32, 32), y_train=y,
+                   x_test=torch.zeros(1, 3, 32, 32), y_test=torch.zeros(1, dtype=torch.int64),
+                   num_classes=100, coarse_train=coarse, coarse_test=torch.zeros(1, dtype=torch.int64))
+    noisy = corrupt_labels(data, "asymmetric", 0.2, seed=0)
+    np.testing.assert_array_equal(noisy.T, asymmetric("cifar100", 0.2).numpy())
+    # a flip never leaves the superclass
+    flipped = noisy.labels != y.numpy()
+    assert flipped.any()
+    np.testing.assert_array_equal(np.asarray(CIFAR100_COARSE_LABELS)[noisy.labels[flipped]],
+                                  coarse.numpy()[flipped])

@@ -1,0 +1,368 @@
+"""The custom ops torch.ops.pyrobust.*: registration, opcheck, autograd, compile, autocast, fallback."""
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pyrobust
+from pyrobust import _ops, _reference
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+ops = torch.ops.pyrobust
+NONE, MEAN, SUM = 0, 1, 2  # at::Reduction
+
+
+def _inputs(device, dtype, B=6, C=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, C, generator=g, dtype=torch.float64).mul(3).to(device, dtype)
+    target = torch.randint(0, C, (B,), generator=g).to(device)
+    target[1] = -100
+    T = torch.rand(C, C, generator=g, dtype=torch.float64) + 2 * torch.eye(C, dtype=torch.float64)
+    T /= T.sum(dim=1, keepdim=True)
+    table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    log_T_t = T.log().t().contiguous().to(device, table_dtype)
+    T_inv = torch.linalg.inv(T).contiguous().to(device, table_dtype)
+    return logits, target, log_T_t, T_inv
+
+
+def test_cpu_kernel_is_compiled_and_in_use():
+    assert pyrobust.backend("cpu") == "cpp"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_opcheck(device, dtype, reduction):
+    logits, target, log_T_t, T_inv = _inputs(device, dtype)
+    for op, table in (("forward_corrected_ce", log_T_t), ("backward_corrected_ce", T_inv)):
+        torch.library.opcheck(getattr(ops, op), (logits.clone().requires_grad_(), target, table, -100, reduction))
+        torch.library.opcheck(getattr(ops, "_" + op), (logits, target, table, -100, reduction))
+    grad_loss = torch.rand(logits.shape[0] if reduction == NONE else (), dtype=logits.dtype, device=device)
+    torch.library.opcheck(ops.scale_grad, (logits, grad_loss))
+    torch.library.opcheck(ops.scale_grad_, (logits.clone(), torch.tensor(0.5, dtype=logits.dtype, device=device)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_kernels_match_reference_and_return_their_gradient(device):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    for op, ref, table in (
+        (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t),
+        (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv),
+    ):
+        loss, grad = op(logits, target, table, -100, NONE)
+        h = logits.clone().requires_grad_()
+        expected = ref(h, target, table, -100)
+        (expected_grad,) = torch.autograd.grad(expected.sum(), h)
+        torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+        assert loss[1] == 0 and (grad[1] == 0).all()  # ignore_index row
+        assert loss.dtype == torch.float64 and grad.dtype == torch.float64
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", [MEAN, SUM])
+def test_reduced_ops_match_the_reduced_reference(device, reduction):
+    """The ops reduce as F.cross_entropy does: a mean over the rows not ignored (row 1 is), or a sum; their
+    kernels return the gradient of that reduced loss."""
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    valid = target != -100
+    for name, ref, table in (
+        ("forward_corrected_ce", _reference.forward_corrected_ce, log_T_t),
+        ("backward_corrected_ce", _reference.backward_corrected_ce, T_inv),
+    ):
+        h = logits.clone().requires_grad_()
+        rows = ref(h, target, table, -100)
+        expected = rows.sum() / valid.sum() if reduction == MEAN else rows.sum()
+        (expected_grad,) = torch.autograd.grad(expected, h)
+        loss, grad = getattr(ops, "_" + name)(logits, target, table, -100, reduction)
+        assert loss.shape == () and loss.dtype == torch.float64
+        torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+        h.grad = None
+        getattr(ops, name)(h, target, table, -100, reduction).backward()
+        torch.testing.assert_close(h.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mean_with_every_row_ignored_is_nan_with_zero_gradient_like_cross_entropy(device):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    target.fill_(-100)
+    h = logits.clone().requires_grad_()
+    F.cross_entropy(h, target).backward()
+    for op, table in ((ops._forward_corrected_ce, log_T_t), (ops._backward_corrected_ce, T_inv)):
+        loss, grad = op(logits, target, table, -100, MEAN)
+        assert torch.isnan(loss)
+        torch.testing.assert_close(grad, h.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_gradcheck(device, reduction):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    logits.requires_grad_()
+    for op, table in ((ops.forward_corrected_ce, log_T_t), (ops.backward_corrected_ce, T_inv)):
+        assert torch.autograd.gradcheck(lambda h: op(h, target, table, -100, reduction), (logits,))
+
+
+def _ops_called(fn) -> list[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [event.name for event in prof.events()]
+
+
+def test_backward_of_a_reduced_loss_makes_no_pass_when_its_gradient_is_one():
+    """loss.backward() on CPU hands autograd the gradient saved by the forward: no scale_grad, no copy; any
+    other scalar gradient scales that buffer in place."""
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    h = logits.clone().requires_grad_()
+
+    def step(factor=None):
+        loss = ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)
+        (loss if factor is None else factor * loss).backward()
+
+    called = _ops_called(step)
+    assert not {"pyrobust::scale_grad", "pyrobust::scale_grad_", "aten::clone", "aten::copy_"} & set(called)
+    h.grad = None
+    called = _ops_called(lambda: step(2.0))
+    assert "pyrobust::scale_grad_" in called and "pyrobust::scale_grad" not in called
+    rows = _reference.forward_corrected_ce(h, target, log_T_t.double(), -100)
+    torch.testing.assert_close(h.grad, torch.autograd.grad(2 * rows.sum() / 5, h)[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("factor", [1.0, 3.0])
+def test_saved_gradient_survives_a_retained_graph_and_in_place_updates_of_grad(device, factor):
+    """The buffer handed to autograd is the one the graph keeps: while the graph is retained, it must be
+    neither scaled in place nor taken over as logits.grad, so that zeroing or accumulating into
+    logits.grad cannot change a later backward."""
+    logits, target, _, T_inv = _inputs(device, torch.float64)
+    h = logits.clone().requires_grad_()
+    loss = factor * ops.backward_corrected_ce(h, target, T_inv, -100, MEAN)
+    expected = torch.autograd.grad(factor * ops.backward_corrected_ce(h, target, T_inv, -100, MEAN), h)[0]
+    loss.backward(retain_graph=True)
+    torch.testing.assert_close(h.grad, expected, rtol=0, atol=0)
+    h.grad.zero_()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    torch.testing.assert_close(h.grad, 2 * expected, rtol=0, atol=0)
+    # logits reaching the loss twice: autograd sums two contributions of the same op
+    h.grad = None
+    x = h * 1
+    summed = [ops.backward_corrected_ce(x, target, T_inv, -100, SUM) for _ in range(2)]
+    (factor * (summed[0] + summed[1])).backward()
+    torch.testing.assert_close(h.grad, 2 * expected * (target != -100).sum(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_losses_run_in_inference_mode(device):
+    """Inference tensors carry no autograd keys: the ops then compute the loss alone."""
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float32)
+    for name, table in (("forward_corrected_ce", log_T_t), ("backward_corrected_ce", T_inv)):
+        expected, _ = getattr(ops, "_" + name)(logits, target, table, -100, MEAN)
+        with torch.inference_mode():
+            loss = getattr(ops, name)(logits.clone(), target, table, -100, MEAN)
+        torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+
+
+def test_reduction_code_is_checked():
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    with pytest.raises(RuntimeError, match=r"reduction must be 0 \(none\), 1 \(mean\) or 2 \(sum\), got 3"):
+        ops.forward_corrected_ce(logits, target, log_T_t, -100, 3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_double_backward_raises(device):
+    logits, target, log_T_t, _ = _inputs(device, torch.float64)
+    logits.requires_grad_()
+    loss = ops.forward_corrected_ce(logits, target, log_T_t, -100, NONE)
+    with pytest.raises(RuntimeError, match="differentiable once; double backward"):
+        torch.autograd.grad(loss.sum(), logits, create_graph=True)
+
+
+def test_gradient_with_respect_to_table_raises_rather_than_vanishing():
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float64)
+    log_T_t.requires_grad_()
+    with pytest.raises(RuntimeError, match="do not differentiate with respect to T"):
+        ops.forward_corrected_ce(logits.requires_grad_(), target, log_T_t, -100)
+
+
+def test_scale_grad_multiplies_rows():
+    grad = torch.randn(4, 3, dtype=torch.float64)
+    grad_loss = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(ops.scale_grad(grad, grad_loss), grad * grad_loss[:, None], rtol=0, atol=0)
+    # the gradient of a "mean" arrives as an expanded scalar, or as a scalar from a reduced op
+    torch.testing.assert_close(ops.scale_grad(grad, torch.tensor(0.25, dtype=torch.float64).expand(4)), grad / 4)
+    torch.testing.assert_close(ops.scale_grad(grad, torch.tensor(-3.0, dtype=torch.float64)), grad * -3, rtol=0, atol=0)
+
+
+def test_target_out_of_range_is_an_index_error_like_cross_entropy_on_cpu():
+    logits, target, log_T_t, T_inv = _inputs("cpu", torch.float32)
+    target[3] = 5
+    with pytest.raises(IndexError, match=r"target\[3\] = 5 is out of range for 5 classes \(ignore_index = -100\)"):
+        ops.forward_corrected_ce(logits, target, log_T_t, -100)
+    with pytest.raises(IndexError, match=r"target\[3\] = 5 is out of range"):
+        ops._backward_corrected_ce(logits, target, T_inv, -100, NONE)
+    target[3] = -1
+    with pytest.raises(IndexError, match=r"target\[3\] = -1 is out of range"):
+        ops.backward_corrected_ce(logits, target, T_inv, -100)
+    with pytest.raises(IndexError):  # F.cross_entropy's type for the same mistake
+        F.cross_entropy(logits, target)
+    target[3] = -100  # ignore_index is not a class, and another ignore_index makes -100 one
+    ops.forward_corrected_ce(logits, target, log_T_t, -100)
+    with pytest.raises(IndexError, match=r"target\[1\] = -100 is out of range for 5 classes \(ignore_index = 4\)"):
+        ops.forward_corrected_ce(logits, target, log_T_t, 4)
+
+
+def test_shapes_are_value_errors_and_dtypes_runtime_errors_like_cross_entropy():
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    with pytest.raises(ValueError, match="log_T_t must be 5 x 5"):
+        ops.forward_corrected_ce(logits, target, log_T_t[:4, :4], -100)
+    with pytest.raises(ValueError, match=r"target must have shape \(6,\)"):
+        ops.forward_corrected_ce(logits, target[:5], log_T_t, -100)
+    with pytest.raises(ValueError, match=r"logits must be 2-D \(B, C\)"):
+        ops.forward_corrected_ce(logits[0], target, log_T_t, -100)
+    with pytest.raises(RuntimeError, match="log_T_t must be Float for Float logits, got Double"):
+        ops.forward_corrected_ce(logits, target, log_T_t.double(), -100)
+    with pytest.raises(RuntimeError, match="target must be int64, got Int"):
+        ops.forward_corrected_ce(logits, target.int(), log_T_t, -100)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph(device, backend):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float32)
+
+    def f(h):
+        return (
+            ops.forward_corrected_ce(h, target, log_T_t, -100, NONE).sum()
+            + ops.backward_corrected_ce(h, target, T_inv, -100, NONE).mean()
+            + 2 * ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN)
+        )
+
+    compiled = torch.compile(f, fullgraph=True, backend=backend)  # inductor: the ops as extern kernels
+    h1, h2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    f(h1).backward()
+    compiled(h2).backward()
+    torch.testing.assert_close(h2.grad, h1.grad)
+
+
+def test_autocast_cpu_runs_in_float32():
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32)
+    h_bf16 = logits.to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = ops.forward_corrected_ce(h_bf16, target, log_T_t, -100, NONE)
+    assert loss.dtype == torch.float32
+    expected = ops.forward_corrected_ce(h_bf16.detach().float(), target, log_T_t, -100, NONE)
+    torch.testing.assert_close(loss, expected)
+    loss.sum().backward()
+    assert h_bf16.grad.dtype == torch.bfloat16
+
+
+def test_fallback_warns_once_with_the_reason(monkeypatch):
+    monkeypatch.setattr(_ops, "_warned", set())
+    monkeypatch.setattr(_ops, "_backends", {})
+    monkeypatch.setattr(_ops, "_C", None)
+    monkeypatch.setattr(_ops, "_IMPORT_ERROR", "ImportError: undefined symbol: _ZN3c10")
+    with pytest.warns(RuntimeWarning, match="could not be loaded .*undefined symbol"):
+        assert _ops.backend("cpu") == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _ops.backend("cpu") == "reference"  # once per reason
+
+
+def test_cuda_backend_says_why_it_falls_back(monkeypatch):
+    monkeypatch.setattr(_ops, "_warned", set())
+    monkeypatch.setattr(_ops, "_backends", {})
+    if torch._C._dispatch_has_kernel_for_dispatch_key("pyrobust::_forward_corrected_ce", "CUDA"):
+        assert _ops.backend("cuda") == "cuda"
+    else:
+        with pytest.warns(RuntimeWarning, match="CUDA kernels not compiled into this build"):
+            assert _ops.backend("cuda") == "reference"
+
+
+def test_autograd_nodes_are_named_after_their_losses():
+    logits, target, log_T_t, T_inv = _inputs("cpu", torch.float32)
+    h = logits.clone().requires_grad_()
+    nodes = (ops.forward_corrected_ce(h, target, log_T_t, -100, MEAN).grad_fn.name(),
+             ops.backward_corrected_ce(h, target, T_inv, -100, NONE).grad_fn.name())
+    assert nodes == ("torch::autograd::CppNode<pyrobust::ForwardCorrectedCrossEntropyBackward>",
+                     "torch::autograd::CppNode<pyrobust::BackwardCorrectedCrossEntropyBackward>")
+
+
+def test_kernels_are_not_differentiable_themselves():
+    """Gradients go through the losses' autograd; through a kernel op a backward raises, never returns a
+    silently wrong number."""
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float64)
+    with pytest.raises(RuntimeError, match="_forward_corrected_ce has no derivative: differentiate the loss op"):
+        ops._forward_corrected_ce(logits.requires_grad_(), target, log_T_t, -100, MEAN)
+    with torch.no_grad():  # values only: fine
+        ops._forward_corrected_ce(logits, target, log_T_t, -100, MEAN)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("C", [10, 40])  # few classes run in tiles of rows, many row by row
+def test_impossible_noisy_label_gives_infinite_loss(dtype, C):
+    """Column y of T all zero: label y cannot be observed, -log 0 = inf (with an undefined gradient)."""
+    T = torch.eye(C, dtype=torch.float64)
+    T[C - 1] = 0
+    T[C - 1, 0] = 1  # clean C-1 always becomes 0: nothing becomes C-1
+    logits = torch.randn(9, C, dtype=dtype)
+    target = torch.zeros(9, dtype=torch.int64)
+    target[[2, 8]] = C - 1
+    table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    loss, grad = ops._forward_corrected_ce(logits, target, T.log().t().contiguous().to(table_dtype), -100, NONE)
+    assert torch.isinf(loss[[2, 8]]).all() and torch.isfinite(loss[[0, 1, 3, 4, 5, 6, 7]]).all()
+    assert torch.isnan(grad[[2, 8]]).all() and torch.isfinite(grad[[0, 1, 3, 4, 5, 6, 7]]).all()
+
+
+# --- dropout_mask: the trainer's CPU dropout (pyrobust.models.Dropout) ---------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
+def test_dropout_mask_keeps_with_probability_one_minus_p_and_scales(dtype, p):
+    x = torch.empty(300, 1000, dtype=dtype)
+    torch.manual_seed(0)
+    mask = ops.dropout_mask(x, p)
+    assert mask.shape == x.shape and mask.dtype == dtype
+    kept = mask != 0
+    assert torch.equal(mask[kept], torch.full_like(mask[kept], 1 / (1 - p)))
+    n = mask.numel()
+    assert abs(kept.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    # no structure along rows, columns or between neighbours: each row's and column's rate is binomial, and
+    # an element says nothing about the next one (correlation within 5 standard errors of 0)
+    for rates, size in ((kept.double().mean(1), 1000), (kept.double().mean(0), 300)):
+        assert (rates - (1 - p)).abs().max() < 5 * math.sqrt(p * (1 - p) / size)
+    flat = kept.flatten().double()
+    assert abs(torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1].item()) < 5 / math.sqrt(n)
+
+
+def test_dropout_mask_follows_the_seed_not_the_thread_count():
+    x = torch.empty(1000, 1000)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(7)
+        one_thread, second_call = ops.dropout_mask(x, 0.5), ops.dropout_mask(x, 0.5)
+        torch.set_num_threads(2)
+        torch.manual_seed(7)
+        assert torch.equal(ops.dropout_mask(x, 0.5), one_thread)
+    finally:
+        torch.set_num_threads(threads)
+    # consecutive calls draw new keys: independent masks
+    a, b = (one_thread != 0).flatten().double(), (second_call != 0).flatten().double()
+    assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1].item()) < 5 / math.sqrt(a.numel())
+    # an explicit generator, as torch's samplers take
+    masks = [ops.dropout_mask(x, 0.3, generator=torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert torch.equal(*masks)
+
+
+def test_dropout_mask_checks_its_arguments():
+    torch.library.opcheck(ops.dropout_mask, (torch.empty(4, 5), 0.5), test_utils=("test_schema", "test_faketensor"))
+    with pytest.raises(RuntimeError, match=r"needs 0 <= p < 1, got 1"):
+        ops.dropout_mask(torch.empty(3), 1.0)
+    with pytest.raises(RuntimeError, match="float32 or float64 tensors, got BFloat16"):
+        ops.dropout_mask(torch.empty(3, dtype=torch.bfloat16), 0.5)
