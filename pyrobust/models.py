@@ -206,7 +206,11 @@ class PreActBlock(nn.Module):
 
 
 def resnet_depth_blocks(depth: int) -> int:
-    """Blocks per stage ``n`` of a CIFAR ResNet of depth ``6n + 2`` (first conv + 6n convs + dense)."""
+    """Blocks per stage ``n`` of a CIFAR ResNet of depth ``6n + 2`` (first conv + 6n convs + dense).
+
+    Raises:
+        ValueError: ``depth`` is not of the form ``6n + 2`` with ``n >= 1``.
+    """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"a CIFAR ResNet has depth 6n + 2 with n >= 1 (8, 14, 20, 32, 44, ...), got {depth}")
     return (depth - 2) // 6
@@ -252,6 +256,10 @@ def build_model(name: str, num_classes: int, *, bn_head: bool = False, dropout: 
     ``name`` in :data:`MODELS`; ``num_classes`` is C, the width of the logits ``(N, C)``; ``bn_head`` appends
     ``BatchNorm1d(C)`` on the logits (for ``unhinged_bn`` / ``sigmoid_bn``); ``dropout`` overrides the
     paper's rate for fc/embedding/lstm (``None``: :data:`DEFAULT_DROPOUT`; ResNets have no dropout).
+
+    Raises:
+        ValueError: unknown ``name``, ``num_classes < 2``, a dropout outside ``[0, 1)``, or a dropout given
+            for a ResNet.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")

@@ -45,8 +45,12 @@ def plot_transition_matrices(
     (mean absolute error per entry and largest row L1 distance) after ``title`` if given.
 
     ``class_names``: ``C`` tick labels (default ``0 .. C-1``). ``ax``: two matplotlib axes to draw into
-    (default: a new figure). ``path``: also save the figure there (format from the suffix, e.g. ``.png``).
-    Returns the figure.
+    (default: a new figure). ``path``: also save the figure there, atomically (format from the suffix,
+    e.g. ``.png``). Returns the figure.
+
+    Raises:
+        ValueError: ``T`` or ``T_hat`` is not a valid ``C x C`` transition matrix, their sizes differ, or
+            ``class_names``/``ax`` have the wrong length.
     """
     from matplotlib.figure import Figure  # lazy: heavy imports
     import seaborn as sns

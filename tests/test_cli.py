@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -123,3 +125,221 @@ def test_corrupt_writes_one_file_per_seed_as_single_seed_runs_do(tmp_path, capsy
     assert run("corrupt", "--dataset", "mnist5k", "--noise", "none", "--N", 0, "--seed", 0, 1,
                "--out", tmp_path / "x.npz") == 2
     assert "one --out per --seed" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad input files: one line, status 2
+
+PAPER_CSV = os.path.join(os.path.dirname(__file__), os.pardir, "workflow", "resources", "table2-paper.csv")
+
+
+def _half(src, dst):
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Valid inputs of every subcommand (made by the library as the commands make them), and bad ones:
+    another file type in their place, and each cut in half."""
+    from pyrobust.data import load
+    from pyrobust.experiment.labels import corrupt_labels
+    from pyrobust.noise import symmetric
+
+    d = tmp_path_factory.mktemp("inputs")
+    corrupt_labels(load("mnist5k"), "symmetric", 0.2, 0).save(d / "noisy.npz")
+    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=4000).astype(np.float32)
+    np.save(d / "probs.npy", probs)
+    T = symmetric(10, 0.2).numpy()
+    np.save(d / "T_hat.npy", T)
+    np.savetxt(d / "T_hat.csv", T, delimiter=",")
+    np.save(d / "T4.npy", symmetric(4, 0.2).numpy())
+    record = {"dataset": "mnist5k", "model": "fc", "method": "forward", "noise": "symmetric", "N": 0.2, "seed": 0,
+              "test_accuracy": 80.0, "epochs": 2}
+    (d / "runs").mkdir()
+    (d / "runs" / "forward.json").write_text(json.dumps(record))
+    shutil.copy(PAPER_CSV, d / "paper.csv")
+    (d / "T_hat.json").write_text(json.dumps({"T_hat": T.tolist()}))  # valid JSON, not a result record
+    (d / "a_file").write_text("x")
+    # wrong: another valid file type where one is expected
+    (d / "npz_named.npy").write_bytes((d / "noisy.npz").read_bytes())
+    np.savez(d / "other.npz", x=np.zeros(3))
+    (d / "columns.csv").write_text("a,b\n1,2\n")
+    # truncated
+    for name in ("noisy.npz", "probs.npy", "T_hat.npy", "T_hat.csv", "paper.csv"):
+        stem, suffix = name.split(".")
+        _half(d / name, d / f"{stem}_half.{suffix}")
+    for name, content in {
+        "truncated": json.dumps(record)[:40],
+        "lacks_keys": json.dumps({"test_accuracy": 50.0}),
+        "null_accuracy": json.dumps({**record, "test_accuracy": None}),
+        "list_method": json.dumps({**record, "method": ["forward"]}),
+    }.items():
+        (d / name).mkdir()
+        (d / name / "forward.json").write_text(content)
+    (d / "binary").mkdir()
+    (d / "binary" / "forward.json").write_bytes((d / "noisy.npz").read_bytes())
+    return d
+
+
+def _train(d, *more):
+    return ["train", "--method", "cross_entropy", "--seed", 0, "--epochs", 1, "--device", "cpu", "--threads", 1,
+            "--out-dir", d / "out", *more]
+
+
+def _train_T_hat(d, T_hat):
+    return ["train", "--method", "forward_est", "--seed", 0, "--epochs", 1, "--device", "cpu", "--threads", 1,
+            "--noisy-labels", d / "noisy.npz", "--out-dir", d / "out", "--T-hat", d / T_hat]
+
+
+def _estimate(d, probs="probs.npy", noisy="noisy.npz", out="out/T_hat.npy"):
+    return ["estimate", "--probs", d / probs, "--noisy-labels", d / noisy, "--out", d / out]
+
+
+def _report(d, results="runs", paper=None, out="report"):
+    return ["report", "--results", d / results, "--out-dir", d / out, *(["--paper", d / paper] if paper else [])]
+
+
+def _corrupt(d, out):
+    return ["corrupt", "--dataset", "mnist5k", "--noise", "none", "--N", 0, "--seed", 0, "--out", d / out]
+
+
+# (case, argv, the file the message must start with, what it must say)
+BAD_FILES = [
+    ("corrupt-out-parent-is-a-file", lambda d: _corrupt(d, "a_file/x.npz"), "a_file/x.npz",
+     "a_file is not a directory"),
+    ("corrupt-out-is-a-directory", lambda d: _corrupt(d, "runs"), "runs", "is a directory"),
+    ("train-labels-missing", lambda d: _train(d, "--noisy-labels", d / "absent.npz"), "absent.npz", "no such file"),
+    ("train-labels-npy", lambda d: _train(d, "--noisy-labels", d / "probs.npy"), "probs.npy", "a .npy array"),
+    ("train-labels-json", lambda d: _train(d, "--noisy-labels", d / "T_hat.json"), "T_hat.json", "not an .npz"),
+    ("train-labels-other-npz", lambda d: _train(d, "--noisy-labels", d / "other.npz"), "other.npz",
+     "missing arrays"),
+    ("train-labels-truncated", lambda d: _train(d, "--noisy-labels", d / "noisy_half.npz"), "noisy_half.npz",
+     "truncated"),
+    ("train-labels-directory", lambda d: _train(d, "--noisy-labels", d / "runs"), "runs", "is a directory"),
+    ("train-T_hat-missing", lambda d: _train_T_hat(d, "absent.npy"), "absent.npy", "no such file"),
+    ("train-T_hat-npz-named-npy", lambda d: _train_T_hat(d, "npz_named.npy"), "npz_named.npy", "an .npz archive"),
+    ("train-T_hat-probs", lambda d: _train_T_hat(d, "probs.npy"), "probs.npy", "square"),
+    ("train-T_hat-csv-other-columns", lambda d: _train_T_hat(d, "paper.csv"), "paper.csv", "cannot read"),
+    ("train-T_hat-npy-truncated", lambda d: _train_T_hat(d, "T_hat_half.npy"), "T_hat_half.npy", "cannot read"),
+    ("train-T_hat-csv-truncated", lambda d: _train_T_hat(d, "T_hat_half.csv"), "T_hat_half.csv", "square"),
+    ("train-T_hat-other-classes", lambda d: _train_T_hat(d, "T4.npy"), "T4.npy", "4 x 4 matrix, but"),
+    ("train-out-dir-is-a-file", lambda d: _train(d, "--noisy-labels", d / "noisy.npz", "--out-dir", d / "a_file"),
+     "a_file", "not a directory"),
+    ("train-save-probs-is-a-directory",  # checked before training, not after it
+     lambda d: _train(d, "--noisy-labels", d / "noisy.npz", "--save-probs", d / "runs"), "runs", "is a directory"),
+    ("estimate-probs-missing", lambda d: _estimate(d, probs="absent.npy"), "absent.npy", "No such file"),
+    ("estimate-probs-npz", lambda d: _estimate(d, probs="noisy.npz"), "noisy.npz", "an .npz archive"),
+    ("estimate-probs-npz-named-npy", lambda d: _estimate(d, probs="npz_named.npy"), "npz_named.npy",
+     "an .npz archive"),
+    ("estimate-probs-T_hat", lambda d: _estimate(d, probs="T_hat.npy"), "T_hat.npy", "shape (4000, 10)"),
+    ("estimate-probs-json", lambda d: _estimate(d, probs="T_hat.json"), "T_hat.json", "not a .npy file"),
+    ("estimate-probs-truncated", lambda d: _estimate(d, probs="probs_half.npy"), "probs_half.npy",
+     "Failed to read all data"),
+    ("estimate-labels-missing", lambda d: _estimate(d, noisy="absent.npz"), "absent.npz", "no such file"),
+    ("estimate-labels-npy", lambda d: _estimate(d, noisy="probs.npy"), "probs.npy", "a .npy array"),
+    ("estimate-labels-truncated", lambda d: _estimate(d, noisy="noisy_half.npz"), "noisy_half.npz", "truncated"),
+    ("estimate-out-is-a-directory", lambda d: _estimate(d, out="runs"), "runs", "is a directory"),
+    ("estimate-out-parent-is-a-file", lambda d: _estimate(d, out="a_file/T.npy"), "a_file/T.npy",
+     "a_file is not a directory"),
+    ("report-results-missing", lambda d: _report(d, results="absent"), "absent", "no such result"),
+    ("report-results-npz", lambda d: _report(d, results="noisy.npz"), "noisy.npz", "not a text file"),
+    ("report-results-json-not-a-record", lambda d: _report(d, results="T_hat.json"), "T_hat.json",
+     "not a result record"),
+    ("report-record-truncated", lambda d: _report(d, results="truncated"), "truncated/forward.json", "not valid JSON"),
+    ("report-record-lacks-keys", lambda d: _report(d, results="lacks_keys"), "lacks_keys/forward.json", "lacks"),
+    ("report-record-null-accuracy", lambda d: _report(d, results="null_accuracy"), "null_accuracy/forward.json",
+     "NoneType"),
+    ("report-record-list-method", lambda d: _report(d, results="list_method"), "list_method/forward.json",
+     "unhashable"),
+    ("report-record-binary", lambda d: _report(d, results="binary"), "binary/forward.json", "not a text file"),
+    ("report-paper-missing", lambda d: _report(d, paper="absent.csv"), "absent.csv", "No such file"),
+    ("report-paper-other-columns", lambda d: _report(d, paper="columns.csv"), "columns.csv", "expected columns"),
+    ("report-paper-npz", lambda d: _report(d, paper="noisy.npz"), "noisy.npz", "not a text file"),
+    ("report-paper-truncated", lambda d: _report(d, paper="paper_half.csv"), "paper_half.csv", "cut short"),
+    ("report-out-dir-is-a-file", lambda d: _report(d, out="a_file"), "a_file", "not a directory"),
+]
+
+
+@pytest.mark.parametrize("argv, file, problem", [case[1:] for case in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_a_bad_file_is_one_line_naming_it(inputs, capsys, monkeypatch, argv, file, problem):
+    monkeypatch.delenv("PYROBUST_DEBUG", raising=False)
+    argv = argv(inputs)
+    assert run(*argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    prefix = f"pyrobust {argv[0]}: error: {inputs / file}: "
+    assert lines[0].startswith(prefix), lines[0]
+    assert problem in lines[0][len(prefix):]
+    assert not (inputs / "out").exists()  # nothing trained, nothing written
+
+
+def test_good_inputs_pass_the_checks(inputs, capsys):
+    # the same files, valid: the checks above are on the inputs, not on the commands
+    assert run(*_estimate(inputs, out="estimated/T_hat.npy")) == 0
+    assert run(*_report(inputs, paper="paper.csv", out="estimated/report")) == 0
+    assert run(*_report(inputs, results="runs/forward.json", out="estimated/report1")) == 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_debug_gives_the_traceback_of_a_bad_file(inputs, monkeypatch):
+    monkeypatch.setenv("PYROBUST_DEBUG", "1")
+    with pytest.raises(ValueError, match="an .npz archive") as info:
+        run(*_estimate(inputs, probs="noisy.npz"))
+    assert "noisy.npz" in str(info.value)
+
+
+def test_an_internal_error_keeps_its_traceback(inputs, monkeypatch):
+    """Not every exception is the user's: a KeyError or TypeError of the code itself is not turned into a
+    one-line message, even in a command that reads files."""
+    import pyrobust.estimate
+    import pyrobust.experiment.report
+
+    def broken(*args, **kwargs):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(pyrobust.estimate, "estimate_transition_matrix", broken)
+    with pytest.raises(KeyError, match="internal"):
+        run(*_estimate(inputs, out="bug/T_hat.npy"))
+
+    def broken_summary(*args, **kwargs):
+        raise TypeError("internal")
+
+    monkeypatch.setattr(pyrobust.experiment.report, "summarize", broken_summary)
+    with pytest.raises(TypeError, match="internal"):
+        run(*_report(inputs, out="bug/report"))
+
+
+def test_a_multi_line_message_is_printed_on_one_line(tmp_path, capsys):
+    # a data set that cannot be downloaded: the message lists the files to place by hand, on one line
+    assert run("fetch", "mnist", "--data-root", tmp_path, "--quiet", "--base-url", f"file://{tmp_path}/nowhere") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pyrobust fetch: error: cannot download mnist")
+    assert "t10k-labels-idx1-ubyte.gz" in err
+
+
+# ------------------------------------------------------------------------------ a log one can follow
+
+
+def test_train_logs_one_line_per_epoch_to_a_file(tmp_path):
+    """As a workflow or SLURM job runs it (`> log 2>&1`): a flushed line per epoch naming the run, and each
+    method's result line after its epochs."""
+    noisy = tmp_path / "noisy.npz"
+    assert run("corrupt", "--dataset", "mnist5k", "--noise", "symmetric", "--N", 0.2, "--seed", 3, "--out", noisy) == 0
+    log = tmp_path / "log"
+    console_script = os.path.join(os.path.dirname(sys.executable), "pyrobust")
+    with open(log, "w") as out:
+        argv = ["train", "--method", "cross_entropy", "--method", "forward", "--noisy-labels", noisy, "--seed", 3,
+                "--out-dir", tmp_path / "runs", "--epochs", 2, "--threads", 1, "--device", "cpu"]
+        subprocess.run([console_script, *map(str, argv)], stdout=out, stderr=subprocess.STDOUT, check=True)
+    lines = log.read_text().splitlines()
+    pattern = (r"mnist5k/fc/{} symmetric N=0\.2 seed 3: epoch {}/2 loss \d+\.\d{{4}} val_loss \d+\.\d{{4}} "
+               r"val_acc \d+\.\d\d% best \d \d+\.\d\d s")
+    expected = [pattern.format("cross_entropy", 1), pattern.format("cross_entropy", 2), r"cross_entropy: test accuracy",
+                pattern.format("forward", 1), pattern.format("forward", 2), r"forward: test accuracy"]
+    assert len(lines) == len(expected), lines
+    for line, regex in zip(lines, expected):
+        assert re.match(regex, line), (line, regex)
+    record = json.loads((tmp_path / "runs" / "forward.json").read_text())
+    assert lines[4].split(" loss ")[1].startswith(f"{record['train_loss'][1]:.4f} val_loss {record['val_loss'][1]:.4f}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from pyrobust.catalog import NOISE_KINDS
 __all__ = ["NoisyLabels", "corrupt_labels"]
 
 _ARRAYS = {"labels", "T", "dataset", "noise", "N", "seed"}
+_ZIP_MAGIC = b"PK\x03\x04"  # np.savez writes a zip archive
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 @dataclass(frozen=True)
@@ -64,26 +68,45 @@ class NoisyLabels:
     def load(cls, path: str | os.PathLike) -> NoisyLabels:
         """Read a file written by :meth:`save`.
 
+        Every message starts with ``"<path>: "``; whatever the bytes of the file, only these are raised.
+
         Raises:
             FileNotFoundError: no file at ``path``.
-            ValueError: any other content (not an ``.npz``, arrays missing, labels not 1-D int64 or out of
-                ``[0, C)``, ``T`` not a row-stochastic square matrix); the message names the file.
+            ValueError: any other content (a directory, not an ``.npz`` archive, truncated or damaged,
+                arrays missing or of the wrong kind, labels not 1-D int64 or out of ``[0, C)``, ``T`` not a
+                row-stochastic square matrix).
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"noisy labels file {path} not found (write it with `pyrobust corrupt`)")
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a noisy-labels .npz written by `pyrobust corrupt`")
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file (write it with `pyrobust corrupt`)")
+        what = "not a noisy-labels file written by `pyrobust corrupt`"
         try:
+            with open(path, "rb") as file:
+                magic = file.read(len(_ZIP_MAGIC))
+            if magic != _ZIP_MAGIC:
+                kind = "a .npy array" if magic == _NPY_MAGIC[: len(magic)] and magic else "not an .npz archive"
+                raise ValueError(f"{kind}; expected the .npz archive")
             with np.load(path, allow_pickle=False) as f:
                 missing = _ARRAYS - set(f.files)
                 if missing:
                     raise ValueError(f"missing arrays {sorted(missing)}")
                 labels, T = f["labels"], f["T"]
                 meta = dict(dataset=str(f["dataset"]), noise=str(f["noise"]), N=float(f["N"]), seed=int(f["seed"]))
-        except (OSError, ValueError, KeyError) as err:
-            raise ValueError(f"{path} is not a noisy-labels file written by `pyrobust corrupt`: {err}") from None
+        # A damaged archive raises any of these from zipfile, zlib or numpy's reader; all mean "bad file".
+        # TypeError: a scalar entry (N, seed) that is an array or a string.
+        except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as err:
+            problem = str(err).strip() or type(err).__name__
+            if isinstance(err, zipfile.BadZipFile):
+                problem = f"damaged or truncated archive ({problem})"
+            raise ValueError(f"{path}: {what}: {problem}") from None
         if labels.ndim != 1 or labels.dtype != np.int64:
             raise ValueError(f"{path}: labels must be a 1-D int64 array, got {labels.dtype} {labels.shape}")
-        check_transition_matrix(torch.from_numpy(np.asarray(T, dtype=np.float64)), name=f"T in {path}")
+        try:
+            check_transition_matrix(torch.from_numpy(np.asarray(T, dtype=np.float64)), name="T")
+        except (TypeError, ValueError) as err:  # T of strings, or not a transition matrix
+            raise ValueError(f"{path}: {err}") from None
         if labels.size and (labels.min() < 0 or labels.max() >= T.shape[0]):
             raise ValueError(f"{path}: labels must lie in [0, {T.shape[0]})")
         return cls(labels=labels, T=np.asarray(T, dtype=np.float64), **meta)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ __all__ = ["load_transition_matrix"]
 
 # Largest number of classes load_transition_matrix accepts (a C x C float64 file of 10^8 entries is 800 MB).
 _MAX_CLASSES_IN_FILE = 10_000
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_transition_matrix(path: str | os.PathLike[str]) -> torch.Tensor:
@@ -32,16 +34,28 @@ def load_transition_matrix(path: str | os.PathLike[str]) -> torch.Tensor:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the suffix is not ``.npy``/``.csv``, the file cannot be parsed or holds a pickle, is
-            not square, has fewer than 2 or more than 10,000 classes, does not hold numbers, or is not a
-            valid (finite, non-negative, row-stochastic) transition matrix.
+        ValueError: the suffix is not ``.npy``/``.csv``, the path is a directory, the file cannot be parsed
+            (another format, truncated) or holds a pickle, is not square, has fewer than 2 or more than
+            10,000 classes, does not hold numbers, or is not a valid (finite, non-negative,
+            row-stochastic) transition matrix.
+
+        Every message starts with ``"<path>: "``.
     """
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".npy", ".csv"):
         raise ValueError(f"{path}: unsupported transition matrix file type {suffix!r}; use .npy or .csv")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a transition matrix file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         if suffix == ".npy":
+            with open(path, "rb") as file:
+                magic = file.read(len(_NPY_MAGIC))
+            if magic != _NPY_MAGIC:
+                kind = "an .npz archive" if magic.startswith(b"PK\x03\x04") else "not a .npy file"
+                raise ValueError(f"{kind}; expected a .npy array")
             header = np.load(path, mmap_mode="r", allow_pickle=False)
             _check_loaded_shape(header.shape, path)
             if header.dtype.kind not in "fiu":
@@ -50,13 +64,22 @@ def load_transition_matrix(path: str | os.PathLike[str]) -> torch.Tensor:
         else:
             if os.path.getsize(path) > 40 * _MAX_CLASSES_IN_FILE**2:
                 raise ValueError(f"{path}: file too large for a transition matrix")
-            array = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            with warnings.catch_warnings():  # "input contained no data": the error below says so
+                warnings.simplefilter("ignore", UserWarning)
+                array = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            if array.size == 0:
+                raise ValueError(f"{path}: holds no numbers (an empty file?)")
             _check_loaded_shape(array.shape, path)
-    except (OSError, ValueError) as err:
-        if path in str(err):
+    # numpy's readers raise any of these on a damaged, truncated or foreign file; all mean "bad file"
+    except (OSError, ValueError, EOFError) as err:
+        message = str(err).strip() or type(err).__name__
+        if message.startswith(f"{path}: "):
             raise
-        raise ValueError(f"{path}: cannot read a transition matrix: {err}") from err
-    return _validated(torch.from_numpy(array), name=f"transition matrix in {path}")
+        raise ValueError(f"{path}: cannot read a transition matrix: {message}") from None
+    try:
+        return _validated(torch.from_numpy(array), name="the transition matrix")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def _check_loaded_shape(shape: tuple[int, ...], path: str) -> None:

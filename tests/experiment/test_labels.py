@@ -58,3 +58,40 @@ def test_corrupt_labels_cifar100_uses_superclasses_of_the_data():
     assert flipped.any()
     np.testing.assert_array_equal(np.asarray(CIFAR100_COARSE_LABELS)[noisy.labels[flipped]],
                                   coarse.numpy()[flipped])
+
+
+def test_noisy_labels_load_names_the_file_whatever_it_holds(small, tmp_path):
+    """Another file type, a truncated or damaged archive, a directory: a ValueError "<path>: <problem>",
+    never numpy's or zipfile's own exception."""
+    good = tmp_path / "n.npz"
+    corrupt_labels(small, "symmetric", 0.2, 7).save(good)
+    data = good.read_bytes()
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    np.savez(tmp_path / "scalars.npz", labels=np.zeros(3, dtype=np.int64), T=np.eye(2), dataset=np.array("mnist5k"),
+             noise=np.array("none"), N=np.zeros(2), seed=np.array(0))
+    cases = {
+        "half.npz": (data[: len(data) // 2], "truncated"),
+        "damaged.npz": (data[:200] + bytes(len(data) - 200), ""),  # the archive's first entry overwritten
+        "record.json": (b'{"labels": [1]}', "not an .npz archive"),
+        "empty.npz": (b"", "not an .npz archive"),
+        "array.npy": (None, "a .npy array"),
+        "scalars.npz": (None, "not a noisy-labels file"),  # N is not a scalar
+    }
+    for name, (content, problem) in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            NoisyLabels.load(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: ") and problem in str(info.value), str(info.value)
+    with pytest.raises(ValueError, match="is a directory"):
+        NoisyLabels.load(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        NoisyLabels.load(tmp_path / "absent.npz")
+    assert str(info.value).startswith(f"{tmp_path / 'absent.npz'}: no such file")
+
+
+def test_noisy_labels_load_names_the_file_of_a_bad_T(small, tmp_path):
+    noisy = corrupt_labels(small, "symmetric", 0.2, 7)
+    NoisyLabels(**{**noisy.__dict__, "T": noisy.T * 2}).save(tmp_path / "n.npz")
+    with pytest.raises(ValueError, match=r"n.npz: T is not row-stochastic"):
+        NoisyLabels.load(tmp_path / "n.npz")

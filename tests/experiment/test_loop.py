@@ -1,5 +1,7 @@
 """pyrobust.experiment.loop: the split, determinism, the snapshot and the choice of the kept epoch."""
 
+import io
+import re
 import subprocess
 import sys
 
@@ -117,3 +119,48 @@ def test_selected_epoch_equals_a_run_stopped_there(small, cfg):
     short = train(cfg(epochs=best, lr=0.05), data=small, progress=False)
     assert short["best_epoch"] == best
     assert short["test_accuracy"] == long["test_accuracy"]
+
+
+EPOCH_LINE = re.compile(
+    r"mnist5k/fc/cross_entropy asymmetric N=0\.6 seed 1: epoch (\d)/2 loss (\S+) val_loss (\S+) val_acc (\S+)% "
+    r"best (\d|-) (\d+\.\d\d) s"
+)
+
+
+def test_off_a_terminal_each_epoch_is_one_line_and_no_number_changes(small, cfg, capsys):
+    quiet = train(cfg(epochs=2), data=small, progress=False)
+    assert capsys.readouterr().err == ""
+    logged = train(cfg(epochs=2), data=small, progress=None)  # pytest's stderr is not a terminal
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    for epoch, line in enumerate(lines, 1):
+        match = EPOCH_LINE.fullmatch(line)
+        assert match, line
+        assert int(match[1]) == epoch
+        assert float(match[2]) == round(logged["train_loss"][epoch - 1], 4)
+        assert float(match[3]) == round(logged["val_loss"][epoch - 1], 4)
+        assert float(match[4]) == round(logged["val_accuracy"][epoch - 1], 2)
+    assert lines[-1].split(" best ")[1].startswith(f"{logged['best_epoch']} ")
+    for key in ("train_loss", "val_loss", "val_accuracy", "best_epoch", "test_accuracy"):
+        assert logged[key] == quiet[key], key
+
+
+def test_on_a_terminal_the_bar_and_no_lines(small, cfg, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    train(cfg(epochs=2), data=small, progress=None)
+    shown = terminal.getvalue()
+    # tqdm's bar: "mnist5k/fc/cross_entropy: 100%|...| 2/2 [..., 1.2epoch/s]"
+    assert "mnist5k/fc/cross_entropy" in shown and "epoch" in shown
+    assert not EPOCH_LINE.search(shown)
+
+
+def test_epoch_line_of_a_diverged_run(cfg):
+    history = {"train_loss": [float("nan")], "val_loss": [float("nan")], "val_accuracy": [10.0]}
+    line = loop.epoch_line(cfg(method="backward", epochs=40), 1, history, None, 0.123)
+    assert line == ("mnist5k/fc/backward asymmetric N=0.6 seed 1: epoch 1/40 loss nan val_loss nan val_acc 10.00% "
+                    "best - 0.12 s")
