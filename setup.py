@@ -105,6 +105,7 @@ setup(
         "seaborn>=0.13",
         "mlxtend>=0.23",
         "pyyaml>=6.0",
+        "pillow>=9.1",  # image folders, Clothing1M (pyrobust.data.images)
     ],
     extras_require={"workflow": WORKFLOW, "test": WORKFLOW + TEST},
     entry_points={"console_scripts": ["pyrobust = pyrobust.cli:main"]},

@@ -25,6 +25,7 @@ from pyrobust.registry import (
 )
 
 __all__ = [
+    "LABEL_FILES",
     "NETWORKS",
     "NOISE_KINDS",
     "datasets",
@@ -134,6 +135,19 @@ register_dataset(
                   "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),),
 )
 
+
+#: Downloadable files that are not a data set of their own but relabel one: the CIFAR-N human labels of
+#: CIFAR-10's and CIFAR-100's training images (Wei et al., ICLR 2022; repository UCSC-REAL/cifar-10-100n,
+#: branch main, folder data/), read by :mod:`pyrobust.data.cifar_n`. ``pyrobust.data.fetch(name)`` puts them
+#: in ``<data root>/<name>/`` like a data set's files. The pins are the SHA-256 of the published files
+#: (``sha256sum`` of each, checked equal for the files at the URLs' branch).
+_CIFAR_N = "https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/"
+LABEL_FILES: dict[str, tuple[Remote, ...]] = {
+    "cifar10n": (Remote("CIFAR-10_human.pt", _CIFAR_N + "CIFAR-10_human.pt",
+                        "873e69c39cb9b5e97fb6bae2d60bb59b38a5cbc31d2b868f7903dcb2b9dd2310"),),
+    "cifar100n": (Remote("CIFAR-100_human.pt", _CIFAR_N + "CIFAR-100_human.pt",
+                         "bd2d80409754d420292d622e15e25248ba21e37d27429efac49c8da723f44394"),),
+}
 
 # --- views for the CLI, the report and the workflow ----------------------------------------------------
 

@@ -16,6 +16,17 @@ All files live under one data root: the ``root`` argument, else ``$PYROBUST_DATA
 ``fetch(name)`` downloads them (pinned SHA-256, atomic, resumable); ``load(name, download=True)`` does so
 when they are missing. Downloaded files are untrusted: pickles are read with a restricted unpickler and
 every file is checked, a bad one raising ``DataFormatError`` that names it.
+
+Beyond Table 2 (issue #14):
+
+- :mod:`pyrobust.data.arrays`: your own data (``.npz``, ``.npy`` folder, CSV, image folder) with
+  :func:`load_arrays`, registered under a name with :func:`register_arrays_dataset`; its noisy ``y_train``
+  may come with trusted labels (``Dataset.y_train_clean`` or ``clean_indices`` + ``clean_labels``), from
+  which ``Dataset.transition_from_clean()`` counts the true ``T``;
+- :mod:`pyrobust.data.cifar_n`: CIFAR-10N / CIFAR-100N real human labels (``fetch("cifar10n")``,
+  ``human_noise("human-aggregate")``: the noisy labels and their empirical ``T``);
+- :mod:`pyrobust.data.clothing1m`: Clothing1M, decoded lazily through ``torch.utils.data.Dataset`` objects
+  (:mod:`pyrobust.data.images`), and its ``T`` from the clean images that also carry a noisy label.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import os
 
 from pyrobust.data._common import DataFormatError, Dataset, DatasetNotAvailable, data_root
+from pyrobust.data.arrays import load_arrays, register_arrays_dataset
 from pyrobust.data.augment import random_crop_flip
 from pyrobust.data.download import ChecksumMismatch, DownloadError, fetch
 from pyrobust.registry import get_dataset, list_datasets
@@ -60,5 +72,7 @@ __all__ = [
     "fetch",
     "list_datasets",
     "load",
+    "load_arrays",
     "random_crop_flip",
+    "register_arrays_dataset",
 ]

@@ -22,8 +22,21 @@ class Dataset:
     """A loaded data set: train and test tensors, ready for training.
 
     ``x_*``: MNIST float32 ``N x 784`` in [0, 1]; CIFAR float32 ``N x 3 x 32 x 32`` (pixel mean of the train
-    set subtracted); IMDB int64 ``N x 400`` word ids in [0, 5000). ``y_*``: int64 ``N`` class indices in
-    ``[0, num_classes)``. ``coarse_*``: CIFAR-100's 20 super-class labels (int64 ``N``), else ``None``.
+    set subtracted); IMDB int64 ``N x 400`` word ids in [0, 5000); a data set of your own
+    (:mod:`pyrobust.data.arrays`) float32 ``N x d`` or ``N x C x H x W``. ``y_*``: int64 ``N`` class indices
+    in ``[0, num_classes)``. ``coarse_*``: CIFAR-100's 20 super-class labels (int64 ``N``), else ``None``.
+
+    Trusted labels of the training set, where a data set carries them beside its (noisy) ``y_train`` — at
+    most one of the two forms, both ``None`` for the paper's data sets (whose ``y_train`` is clean):
+
+    - ``y_train_clean``: int64 ``N_train``, the clean label of every training example (the true ``T`` is
+      then counted from ``(y_train_clean, y_train)``);
+    - ``clean_indices`` + ``clean_labels``: int64 ``k`` each, a trusted subset: the distinct training
+      examples ``clean_indices`` (in ``[0, N_train)``) have clean labels ``clean_labels``.
+
+    Raises:
+        ValueError: a label tensor is not int64 1-D of the right length, a trusted label or index is out of
+            range, or both forms of trusted labels are given.
     """
 
     name: str
@@ -34,6 +47,9 @@ class Dataset:
     num_classes: int
     coarse_train: torch.Tensor | None = None
     coarse_test: torch.Tensor | None = None
+    y_train_clean: torch.Tensor | None = None
+    clean_indices: torch.Tensor | None = None
+    clean_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -45,6 +61,51 @@ class Dataset:
             if coarse is not None and coarse.shape != y.shape:
                 raise ValueError(f"{self.name}: coarse_{split} has shape {tuple(coarse.shape)}, "
                                  f"expected {tuple(y.shape)}")
+        n, C = len(self.y_train), self.num_classes
+        if self.y_train_clean is not None:
+            if self.clean_indices is not None or self.clean_labels is not None:
+                raise ValueError(f"{self.name}: give y_train_clean or clean_indices + clean_labels, not both")
+            _check_labels(self.name, "y_train_clean", self.y_train_clean, n, C)
+        elif (self.clean_indices is None) != (self.clean_labels is None):
+            raise ValueError(f"{self.name}: clean_indices and clean_labels go together")
+        elif self.clean_indices is not None:
+            k = len(self.clean_indices)
+            _check_labels(self.name, "clean_indices", self.clean_indices, k, n)
+            _check_labels(self.name, "clean_labels", self.clean_labels, k, C)
+            if len(torch.unique(self.clean_indices)) != k:
+                raise ValueError(f"{self.name}: clean_indices repeats a training example")
+
+    def trusted_labels(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(indices, clean labels)`` of the training examples with a trusted label (int64 ``k`` each), or
+        ``None`` when the data set carries none (all ``N_train`` examples for ``y_train_clean``)."""
+        if self.y_train_clean is not None:
+            return torch.arange(len(self.y_train_clean)), self.y_train_clean
+        if self.clean_indices is not None:
+            return self.clean_indices, self.clean_labels
+        return None
+
+    def transition_from_clean(self) -> torch.Tensor | None:
+        """The true ``T`` counted from the trusted labels and their ``y_train``, or ``None`` without any.
+
+        ``T[i, j] = #{clean = i, y_train = j} / #{clean = i}`` over the trusted examples
+        (:func:`pyrobust.noise.from_clean_subset`; Patrini et al. 2017, sec. 5.3): a float64 ``C x C`` CPU
+        tensor. Raises ``ValueError`` when a class has no trusted example (its row is unknown).
+        """
+        trusted = self.trusted_labels()
+        if trusted is None:
+            return None
+        from pyrobust.noise import from_clean_subset
+
+        indices, clean = trusted
+        return from_clean_subset(clean, self.y_train[indices], self.num_classes)
+
+
+def _check_labels(name: str, what: str, y: torch.Tensor, length: int, bound: int) -> None:
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1 or len(y) != length:
+        got = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{name}: {what} must be an int64 tensor of length {length}, got {got}")
+    if len(y) and (y.min() < 0 or y.max() >= bound):
+        raise ValueError(f"{name}: {what} holds values outside [0, {bound})")
 
 
 class DatasetNotAvailable(FileNotFoundError):

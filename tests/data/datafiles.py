@@ -158,3 +158,54 @@ def imdb_npz(x_train: list[list[int]], y_train, x_test: list[list[int]], y_test)
     np.savez(buffer, x_train=object_array(x_train), y_train=np.asarray(y_train), x_test=object_array(x_test),
              y_test=np.asarray(y_test))
     return buffer.getvalue()
+
+
+# --- CIFAR-N: torch.save zips of a dict of NumPy arrays ---------------------------------------------------
+
+
+class _Numpy1Pickler(pickle._Pickler):
+    """Pickles NumPy arrays as NumPy 1 did for the published CIFAR-N files: ``_reconstruct`` under its old
+    module name ``numpy.core.multiarray`` (NumPy 2 writes ``numpy._core.multiarray``)."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_global(self, obj, name=None) -> None:
+        if getattr(obj, "__module__", None) == "numpy._core.multiarray" and obj.__name__ == "_reconstruct":
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+class _Numpy1PickleModule:
+    Pickler = _Numpy1Pickler
+
+
+def torch_save_bytes(obj, *, numpy1: bool = True) -> bytes:
+    """``torch.save(obj)`` as the CIFAR-N files were written: pickle protocol 2 in torch's zip format."""
+    import torch
+
+    buffer = io.BytesIO()
+    kwargs = {"pickle_module": _Numpy1PickleModule} if numpy1 else {}
+    torch.save(obj, buffer, pickle_protocol=2, **kwargs)
+    return buffer.getvalue()
+
+
+def cifar_n_labels(dataset: str, n: int = 50_000, seed: int = 0, rates=None) -> dict:
+    """CIFAR-N-like labels: ``clean_label`` and each noisy label set differing from it at ``rates``
+    (CIFAR-10: aggre 0.1, random1-3 0.2, worse 0.4; CIFAR-100: noisy 0.4, with coarse lists)."""
+    rng = np.random.default_rng(seed)
+    C = 10 if dataset == "cifar10" else 100
+    clean = np.arange(n, dtype=np.int64) % C  # every class present
+    rng.shuffle(clean)
+    if rates is None:
+        rates = ({"aggre_label": 0.1, "worse_label": 0.4, "random_label1": 0.2, "random_label2": 0.2,
+                  "random_label3": 0.2} if dataset == "cifar10" else {"noisy_label": 0.4})
+    labels = {"clean_label": clean}
+    for key, rate in rates.items():
+        flip = rng.random(n) < rate
+        labels[key] = np.where(flip, (clean + rng.integers(1, C, n)) % C, clean).astype(np.int64)
+    if dataset == "cifar100":
+        labels["clean_coarse_label"] = (labels["clean_label"] // 5).tolist()  # lists, as published
+        labels["noisy_coarse_label"] = (labels["noisy_label"] // 5).tolist()
+    return labels
