@@ -104,8 +104,46 @@ def test_version_and_python_dash_m():
 
 def test_console_help_is_quick_and_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "pyrobust.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("fetch", "corrupt", "train", "estimate", "report"):
+    for command in ("fetch", "corrupt", "train", "estimate", "report", "clothing1m"):
         assert command in out.stdout
+
+
+def test_clothing1m_hands_its_arguments_to_the_clothing1m_command(tmp_path, capsys):
+    config = tmp_path / "clothing1m.yaml"
+    config.write_text("epochs: 1\nruns:\n  a: {}\n  b: {}\n")
+
+    # an unknown run: the Clothing1M command's one-line error, named for `pyrobust clothing1m`, status 2
+    assert run("clothing1m", "train", "nope", "--config", config, "--set", "epochs=2") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("pyrobust clothing1m train: error: ") and "no run 'nope'; runs: a, b" in err
+
+    # its options pass through unchanged (--set is the Clothing1M parser's, checked before any data is read)
+    assert run("clothing1m", "train", "a", "--config", config, "--set", "nope=1") == 2
+    assert "--set expects key=value" in capsys.readouterr().err
+
+
+def test_clothing1m_help_and_usage_errors_are_the_clothing1m_parser_s(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run("clothing1m", "--help")
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pyrobust clothing1m") and "{train,estimate}" in out
+
+    with pytest.raises(SystemExit) as exc:
+        run("clothing1m", "train", "--help")
+    assert exc.value.code == 0
+    assert "--imagenet-weights" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exc:  # no command: its argparse error, status 2
+        run("clothing1m")
+    assert exc.value.code == 2
+    assert "pyrobust clothing1m: error: the following arguments are required: command" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exc:  # the other subcommands still refuse what they do not know
+        run("report", "--results", "r", "--out-dir", "o", "--bogus")
+    assert exc.value.code == 2
+    assert "pyrobust: error: unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_corrupt_writes_one_file_per_seed_as_single_seed_runs_do(tmp_path, capsys):

@@ -187,3 +187,141 @@ def test_unknown_model_and_bad_classes():
 def test_embedding_rejects_wrong_length():
     with pytest.raises(ValueError, match="N x 400"):
         build_model("embedding", 2)(torch.zeros(2, 10, dtype=torch.long))
+
+
+# --- ResNet-50 (section 5.3, Clothing1M) ------------------------------------------------------------------
+
+#: SHA-256 of "key:shape" lines of torchvision 0.28's ``resnet50().state_dict()`` (320 entries), computed
+#: from torchvision itself: the state dicts of the two networks have the same keys, order and shapes, so
+#: torchvision's ImageNet weight files load. (Forward outputs were also checked bit-identical, train and
+#: eval mode, on the same weights.)
+TORCHVISION_RESNET50_LAYOUT = "781bb16f43b8f96f5f2ada850a89ff3e7a89c845484027404ea1ba359f00987a"
+
+
+class Payload:
+    """An arbitrary object in a pickle: ``torch.load(weights_only=True)`` refuses to build it."""
+
+
+def layout_digest(model: nn.Module) -> str:
+    import hashlib
+
+    lines = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def imagenet_file(tmp_path_factory):
+    """A stand-in for torchvision's resnet50-0676ba61.pth: a 1000-class state dict saved without the
+    ``num_batches_tracked`` entries (as the published files)."""
+    from pyrobust.models import resnet50
+
+    torch.manual_seed(1)
+    state = {k: v for k, v in resnet50(1000).state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}  # not the fresh init
+    path = tmp_path_factory.mktemp("weights") / "resnet50-imagenet.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_resnet50_has_torchvisions_layout():
+    from pyrobust.models import resnet50
+
+    model = resnet50(1000)
+    assert layout_digest(model) == TORCHVISION_RESNET50_LAYOUT
+    assert n_params(model) == 25_557_032  # torchvision's documented count
+    assert n_params(build_model("resnet50", 14)) == 25_557_032 - 2049 * 1000 + 2049 * 14
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m not in
+             [b.downsample[0] for b in model.modules() if getattr(b, "downsample", None) is not None]]
+    assert len(convs) + 1 == 50  # 49 convolutions on the main path + the dense head: 50 layers
+
+
+def test_resnet50_matches_torchvision_when_installed():
+    try:
+        import torchvision.models
+    except Exception as err:  # absent, or a build for another torch (its compiled ops fail to load)
+        pytest.skip(f"torchvision does not import: {err}")
+    from pyrobust.models import resnet50
+
+    theirs = torchvision.models.resnet50().eval()
+    ours = resnet50(1000).eval()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_resnet50_output_and_input_check():
+    model = build_model("resnet50", 14, bn_head=True).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 14) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        build_model("resnet50", 14)(torch.randn(2, 64, 64))
+    with pytest.raises(ValueError, match="no dropout"):
+        build_model("resnet50", 14, dropout=0.1)
+
+
+def test_imagenet_weights_load_with_a_new_head(imagenet_file):
+    from pyrobust.models import UNIFORM_INIT, load_resnet50_weights, resnet50
+
+    path, state = imagenet_file
+    model = load_resnet50_weights(resnet50(14), path)
+    loaded = model.state_dict()
+    for key, value in state.items():
+        if not key.startswith("fc."):
+            assert torch.equal(loaded[key], value), key
+    # the 14-class head keeps the paper's init for a new output layer: U[-0.05, 0.05], bias 0
+    assert model.fc.weight.shape == (14, 2048) and model.fc.weight.abs().max() <= UNIFORM_INIT
+    assert torch.count_nonzero(model.fc.bias) == 0
+    assert int(model.bn1.num_batches_tracked) == 0
+
+
+def test_imagenet_weights_errors_name_the_file(imagenet_file, tmp_path):
+    from pyrobust.models import load_resnet50_weights, resnet50
+
+    path, state = imagenet_file
+    model = resnet50(14)
+    with pytest.raises(FileNotFoundError, match=r"imagenet_weights \(config key\): .*absent.pth does not exist"):
+        load_resnet50_weights(model, tmp_path / "absent.pth", what="imagenet_weights (config key)")
+    with pytest.raises(ValueError, match=r"resnet50-imagenet.pth: .*2 wrong shape: fc.weight \(1000, 2048\)"):
+        load_resnet50_weights(model, path, head="load")  # a 1000-class head is not a 14-class checkpoint
+
+    torch.save({"conv1.weight": Payload()}, tmp_path / "code.pth")
+    with pytest.raises(ValueError, match=r"code.pth: not a weights-only torch file"):
+        load_resnet50_weights(model, tmp_path / "code.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=r"junk.pth: not a weights-only torch file"):
+        load_resnet50_weights(model, tmp_path / "junk.pth")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match=r"list.pth: expected a state dict"):
+        load_resnet50_weights(model, tmp_path / "list.pth")
+    torch.save(build_model("resnet14", 10).state_dict(), tmp_path / "cifar.pth")
+    with pytest.raises(ValueError, match=r"cifar.pth: not a ResNet-50 state dict .*missing: conv1.weight"):
+        load_resnet50_weights(model, tmp_path / "cifar.pth")
+    renamed = {("module." + k): v for k, v in state.items()}
+    torch.save(renamed, tmp_path / "ddp.pth")
+    with pytest.raises(ValueError, match=r"unexpected: module.conv1.weight"):
+        load_resnet50_weights(model, tmp_path / "ddp.pth")
+
+
+def test_the_package_keeps_the_names_of_the_former_module():
+    """``pyrobust.models`` is a package of one-job modules; every name callers imported from the single
+    module is still importable from it, and is the object its module defines."""
+    import pyrobust.models as models
+    from pyrobust.models import cifar_resnet, dropout, fc, imagenet_resnet, init, text
+
+    homes = {
+        init: ["UNIFORM_INIT"],
+        dropout: ["Dropout"],
+        fc: ["FullyConnected"],
+        text: ["VOCAB_SIZE", "SEQUENCE_LENGTH", "WordEmbedding", "EmbeddingLSTM"],
+        cifar_resnet: ["PreActBlock", "PreActResNet", "resnet_depth_blocks"],
+        imagenet_resnet: ["Bottleneck", "ResNet50", "resnet50", "load_resnet50_weights"],
+    }
+    for module, names in homes.items():
+        for name in names:
+            assert getattr(models, name) is getattr(module, name), name
+    assert set(models.__all__) == {"IMAGENET_MODELS", "MODELS", "Bottleneck", "Dropout", "ResNet50", "build_model",
+                                   "load_resnet50_weights", "resnet50", "resnet_depth_blocks"}
+    assert models.DEFAULT_DROPOUT == {"fc": 0.5, "embedding": 0.8, "lstm": 0.5}
+    assert callable(models.resnet50)  # the function, not a submodule of that name

@@ -8,7 +8,9 @@ It imports the library (:mod:`pyrobust`) and the library never imports it. One j
 - :mod:`~pyrobust.experiment.loop`: fitting one model (split, epochs, model selection, evaluation);
 - :mod:`~pyrobust.experiment.run`: training the methods of one Table 2 cell and their run records;
 - :mod:`~pyrobust.experiment.records`, :mod:`~.table`, :mod:`~.markdown`, :mod:`~.figures`,
-  :mod:`~.report`: reading the records back into ``table2.csv``, ``table2.md`` and the figures.
+  :mod:`~.report`: reading the records back into ``table2.csv``, ``table2.md`` and the figures;
+- :mod:`~pyrobust.experiment.clothing1m`: Table 3 (Clothing1M), trained by the image loop of
+  :mod:`~.images` (with :mod:`~.image_loaders`, :mod:`~.image_eval`), data-parallel by :mod:`~.distributed`.
 
 Names are loaded on first use, so importing the package imports no torch.
 """
@@ -27,6 +29,7 @@ _LAZY: dict[str, str] = {
     "load_records": "pyrobust.experiment.records",
     "summarize": "pyrobust.experiment.table",
     "write_reports": "pyrobust.experiment.report",
+    "train_clothing1m": "pyrobust.experiment.clothing1m",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,135 @@
+"""What each subcommand of ``pyrobust`` does, given its parsed arguments; each imports only what it needs
+(torch only once it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from pyrobust.cli.errors import check_output, reading
+from pyrobust.cli.inputs import check_paper, check_records, load_noisy_labels, load_probs
+
+__all__ = ["run_clothing1m", "run_corrupt", "run_estimate", "run_fetch", "run_report", "run_train"]
+
+
+def run_fetch(args: argparse.Namespace) -> None:
+    """``pyrobust fetch``: download a data set into the data root."""
+    from pyrobust.data import fetch
+
+    fetch(args.dataset, args.data_root, base_url=args.base_url, progress=not args.quiet)
+
+
+def run_corrupt(args: argparse.Namespace) -> None:
+    """``pyrobust corrupt``: one noisy-label ``.npz`` per seed."""
+    from pyrobust.data import load
+    from pyrobust.experiment.labels import corrupt_labels
+    from pyrobust.noise import noise_rate
+
+    if len(args.seed) != len(args.out):
+        raise ValueError(f"give one --out per --seed: got {len(args.seed)} seeds and {len(args.out)} outputs")
+    for out in args.out:
+        check_output(out)
+    data = load(args.dataset, args.data_root)  # loaded once for all seeds: start-up dominates this command
+    for seed, out in zip(args.seed, args.out):
+        noisy = corrupt_labels(data, args.noise, args.N, seed)
+        noisy.save(out)
+        rate = noise_rate(data.y_train.numpy(), noisy.labels)
+        print(f"wrote {out}: {len(noisy.labels)} {args.dataset} training labels, {args.noise} N={args.N}, "
+              f"seed {seed}, {100 * rate:.1f}% flipped", flush=True)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    """``pyrobust train``: one Table 2 cell per ``--method``, a JSON record each."""
+    from pyrobust._io import write_json
+    from pyrobust.experiment.config import TrainConfig
+    from pyrobust.experiment.run import train_methods
+
+    noisy = load_noisy_labels(args.noisy_labels)
+    overrides = dict(TrainConfig.parse_override(s) for s in args.set)
+    fixed = {"dataset": "--dataset", "method": "--method", "seed": "--seed", "noise": "--noisy-labels",
+             "N": "--noisy-labels"}
+    for key in overrides.keys() & fixed.keys():
+        raise ValueError(f"--set {key}=...: {key} is given by {fixed[key]}")
+    for key, value in (("epochs", args.epochs), ("threads", args.threads), ("device", args.device),
+                       ("model", args.model)):
+        if value is not None:
+            overrides[key] = value
+    config = TrainConfig.paper(noisy.dataset if args.dataset is None else args.dataset, args.method[0],
+                               noise=noisy.noise, N=noisy.N, seed=args.seed, **overrides)
+    T_hat = None
+    if args.T_hat is not None:
+        from pyrobust.noise import load_transition_matrix
+
+        with reading(args.T_hat):
+            T_hat = load_transition_matrix(args.T_hat)
+        if T_hat.shape != noisy.T.shape:
+            raise ValueError(f"{args.T_hat}: a {T_hat.shape[0]} x {T_hat.shape[0]} matrix, but {args.noisy_labels} "
+                             f"has {noisy.T.shape[0]} classes")
+    out_dir = Path(args.out_dir)
+    check_output(out_dir, directory=True)  # before a training run, not after it
+    if args.save_probs is not None:
+        check_output(args.save_probs)
+
+    def save(record: dict) -> None:
+        path = out_dir / f"{record['method']}.json"
+        write_json(path, record)
+        print(f"{record['method']}: test accuracy {record['test_accuracy']:.2f}% "
+              f"(best epoch {record['best_epoch']}/{record['epochs']}, {record['wall_time_s']:.1f} s) -> {path}",
+              flush=True)
+
+    train_methods(config, args.method, noisy=noisy, T_hat=T_hat, save_probs=args.save_probs,
+                  data_root=args.data_root, on_result=save)
+
+
+def run_estimate(args: argparse.Namespace) -> None:
+    """``pyrobust estimate``: ``T_hat`` from the saved softmax, and its error against the true ``T``."""
+    import torch
+
+    from pyrobust._io import write_json, write_npy
+    from pyrobust.estimate import estimate_transition_matrix, estimation_error
+
+    noisy = load_noisy_labels(args.noisy_labels)
+    out = Path(args.out)
+    check_output(out)
+    check_output(out.with_suffix(".json"))
+    C = noisy.T.shape[0]
+    probs = load_probs(args.probs, len(noisy.labels), C, args.noisy_labels)
+    method = "argmax" if args.argmax else args.estimator
+    T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
+                                       labels=torch.from_numpy(noisy.labels))
+    T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
+    error = {k: float(v) for k, v in estimation_error(T_hat, torch.from_numpy(noisy.T)).items()}
+    write_npy(out, T_hat.numpy())
+    summary = {"dataset": noisy.dataset, "noise": noisy.noise, "N": noisy.N, "seed": noisy.seed,
+               "method": method, "quantile": args.quantile if method == "percentile" else None,
+               "T_hat": T_hat.tolist(), "T": noisy.T.tolist(), "estimation_error": error}
+    write_json(out.with_suffix(".json"), summary)
+    print(f"wrote {out} and {out.with_suffix('.json')}: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()),
+          flush=True)
+
+def run_report(args: argparse.Namespace) -> None:
+    """``pyrobust report``: Table 2 (csv, markdown, figures) from the result records."""
+    from pyrobust.experiment.report import write_reports
+
+    check_records(args.results)
+    if args.paper is not None:
+        check_paper(args.paper)
+    check_output(args.out_dir, directory=True)
+    written = write_reports(args.results, args.out_dir, paper_csv=args.paper, missing=tuple(args.missing))
+    for path in written.values():
+        print(f"wrote {path}", flush=True)
+
+
+
+def run_clothing1m(argv: Sequence[str]) -> int:
+    """``pyrobust clothing1m ARGS``: ``python -m pyrobust.experiment.clothing1m ARGS`` (Table 3), its
+    arguments passed unchanged; returns its exit status (2 for a user error, after its one-line message).
+
+    Raises:
+        SystemExit: from its argparse: ``--help`` (status 0), malformed arguments (status 2).
+    """
+    from pyrobust.experiment.clothing1m import main
+
+    return main(list(argv), prog="pyrobust clothing1m")
