@@ -12,10 +12,11 @@ pandas is imported inside :func:`load_records`, so importing this module stays c
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyrobust.catalog import NETWORKS, NOISE_KINDS
 from pyrobust.entries import DatasetInfo, Method
@@ -39,6 +40,7 @@ __all__ = [
     "network_order",
     "noise_label",
     "noise_order",
+    "stale_settings",
     "true_T_methods",
 ]
 
@@ -138,13 +140,68 @@ def _record_paths(results: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     return paths
 
 
-def load_records(results: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
+def _same(value: Any, wanted: Any) -> bool:
+    """Whether a record's value is the one asked for: numbers by value (``1 == 1.0``, ``0.6`` within
+    rounding), lists and tuples item by item (JSON turns tuples into lists), mappings key by key."""
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value == wanted
+    if isinstance(wanted, (int, float)) and isinstance(value, (int, float)):
+        return math.isclose(value, wanted, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(wanted, (list, tuple)) and isinstance(value, (list, tuple)):
+        return len(value) == len(wanted) and all(_same(v, w) for v, w in zip(value, wanted))
+    if isinstance(wanted, Mapping) and isinstance(value, Mapping):
+        return value.keys() == wanted.keys() and all(_same(value[k], wanted[k]) for k in wanted)
+    return value == wanted
+
+
+def stale_settings(record: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """The settings in which `record` differs from `expected`, as ``key: recorded ..., asked for ...``.
+
+    Args:
+        record: a result record (a JSON object written by ``pyrobust train``).
+        expected: settings the run was asked for: top-level keys of the record (``dataset``, ``model``,
+            ``method``, ``noise``, ``N``, ``seed``, ``epochs``, ...) and, under ``config``, keys of the
+            record's ``config`` block (the trainer's settings: ``device``, ``lr``, ...). A key the
+            record lacks counts as different.
+
+    Returns:
+        One line per differing setting (empty when the record is the run asked for).
+    """
+    missing = object()
+    differences = []
+    for key, wanted in expected.items():
+        if key == "config" and isinstance(wanted, Mapping):
+            block = record.get("config")
+            block = block if isinstance(block, Mapping) else {}
+            pairs = [(f"config.{k}", block.get(k, missing), w) for k, w in wanted.items()]
+        else:
+            pairs = [(key, record.get(key, missing), wanted)]
+        for name, value, want in pairs:
+            if value is missing or not _same(value, want):
+                shown = "nothing" if value is missing else repr(value)
+                differences.append(f"{name}: recorded {shown}, asked for {want!r}")
+    return differences
+
+
+def _key(path: str | os.PathLike) -> str:
+    return os.path.normpath(os.fspath(path))
+
+
+def load_records(
+    results: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    expected: Mapping[str | os.PathLike, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
     """One row per training run, from its result record.
 
     Args:
         results: a directory searched recursively for ``*.json`` (in sorted order), a record file, or an
             iterable of both. JSON files that are not result records (no ``test_accuracy``: ``T_hat.json``,
             data probes) are skipped.
+        expected: the runs asked for, e.g. by the workflow: per record file, the settings it must have
+            been trained with (see :func:`stale_settings`). Then every record read must be one of them,
+            with those settings, and every one of them must be read: a record left over from other
+            settings (other epochs, another network, ...) is an error, never a row to average.
 
     Returns:
         A frame with the columns ``dataset, model, method, noise, N, seed, test_accuracy`` (the required
@@ -153,14 +210,16 @@ def load_records(results: str | os.PathLike | Iterable[str | os.PathLike]) -> pd
         (the record's file). Empty (with these columns) when there is no record.
 
     Raises:
-        FileNotFoundError: an item of `results` does not exist.
+        FileNotFoundError: an item of `results`, or a record of `expected`, does not exist.
         ValueError: naming the file, a record that is not valid JSON, lacks a required key, has a
             ``test_accuracy`` outside [0, 100] or a method that is not registered (neither built in, nor
-            registered with ``pyrobust.register_method``, nor a ``pyrobust.methods`` entry point); or two
-            records of the same run (dataset, model, method, noise, N, seed).
+            registered with ``pyrobust.register_method``, nor a ``pyrobust.methods`` entry point), is not
+            one of `expected` or differs from its settings there; or two records of the same run
+            (dataset, model, method, noise, N, seed).
     """
     import pandas as pd
 
+    wanted = None if expected is None else {_key(path): settings for path, settings in expected.items()}
     rows = []
     for path in _record_paths(results):
         try:
@@ -168,6 +227,8 @@ def load_records(results: str | os.PathLike | Iterable[str | os.PathLike]) -> pd
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(record, dict) or "test_accuracy" not in record:
+            if wanted is not None and _key(path) in wanted:
+                raise ValueError(f"{path}: not a result record (no test_accuracy)")
             continue
         missing = [key for key in RECORD_KEYS if key not in record]
         if missing:
@@ -177,6 +238,15 @@ def load_records(results: str | os.PathLike | Iterable[str | os.PathLike]) -> pd
             raise ValueError(f"{path}: test_accuracy {accuracy} is not a percentage in [0, 100]")
         if method_info(record["method"]) is None:
             raise ValueError(f"{path}: unknown method {record['method']!r}")
+        if wanted is not None:
+            if _key(path) not in wanted:
+                raise ValueError(f"{path}: not one of the runs asked for")
+            differences = stale_settings(record, wanted.pop(_key(path)))
+            if differences:
+                raise ValueError(
+                    f"{path}: trained with other settings than those asked for ({'; '.join(differences)}): "
+                    "a stale record is never averaged into the table; rerun its training or delete it"
+                )
         rows.append(
             {
                 **{key: record[key] for key in RECORD_KEYS},
@@ -191,6 +261,9 @@ def load_records(results: str | os.PathLike | Iterable[str | os.PathLike]) -> pd
                 "path": str(path),
             }
         )
+    if wanted:
+        absent = ", ".join(sorted(wanted)[:4])
+        raise FileNotFoundError(f"{len(wanted)} record(s) asked for are not among the results: {absent}")
     runs = pd.DataFrame(rows, columns=_RUN_COLUMNS)
     duplicated = runs.duplicated(CELL + ["seed"], keep=False)
     if duplicated.any():

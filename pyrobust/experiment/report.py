@@ -10,8 +10,9 @@ CSV, the Markdown (:mod:`~pyrobust.experiment.markdown`) and the figures
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pyrobust._io import write_text
 from pyrobust.experiment.figures import plot_accuracy_vs_noise, plot_paper_vs_ours, plot_transition_estimates
@@ -28,6 +29,10 @@ def write_reports(
     *,
     paper_csv: str | os.PathLike | None = None,
     missing: Sequence[str] = (),
+    expected: Mapping[str | os.PathLike, Mapping[str, Any]] | None = None,
+    csv: str | os.PathLike | None = None,
+    markdown: str | os.PathLike | None = None,
+    figures: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Write ``table2.csv``, ``table2.md`` and ``figures/*.png`` under `out_dir` from the result records.
 
@@ -45,27 +50,35 @@ def write_reports(
         paper_csv: the paper's Table 2 as CSV, printed beside our numbers.
         missing: data sets left out because their files are absent; listed at the end of the Markdown
             (duplicates dropped).
+        expected: the runs asked for, per record file its settings (``epochs``, ``dataset``, ...; see
+            :func:`pyrobust.experiment.records.load_records`): a record of other settings, or not asked
+            for, is an error instead of a number averaged into a cell. The workflow passes its runs.
+        csv, markdown, figures: the paths of the CSV, the Markdown and the figures' folder, instead of
+            ``out_dir/table2.csv``, ``out_dir/table2.md`` and ``out_dir/figures`` (the workflow passes
+            its rule's outputs).
 
     Returns:
         Name -> path of every file written (``csv``, ``markdown``, and one entry per figure).
 
     Raises:
-        FileNotFoundError: `results_dir` or `paper_csv` does not exist.
-        ValueError: a bad record (named; see :func:`pyrobust.experiment.records.load_records`) or a paper
-            CSV without the expected columns.
+        FileNotFoundError: `results_dir`, a record of `expected` or `paper_csv` does not exist.
+        ValueError: a bad or stale record (named; see :func:`pyrobust.experiment.records.load_records`) or
+            a paper CSV without the expected columns.
         OSError: a file cannot be written (files already written stay whole).
     """
     out = Path(out_dir)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    runs = load_records(results_dir)
+    csv_path = out / "table2.csv" if csv is None else Path(csv)
+    markdown_path = out / "table2.md" if markdown is None else Path(markdown)
+    figures = out / "figures" if figures is None else Path(figures)
+    runs = load_records(results_dir, expected=expected)  # every check before anything is written
     paper = load_paper(paper_csv) if paper_csv is not None else None
     table = summarize(runs, paper)
     missing = list(dict.fromkeys(missing))
+    figures.mkdir(parents=True, exist_ok=True)
 
     written: dict[str, Path] = {}
-    written["csv"] = write_text(out / "table2.csv", table.to_csv(index=False, float_format="%.6g"))
-    written["markdown"] = write_text(out / "table2.md", markdown_table(table, runs, missing))
+    written["csv"] = write_text(csv_path, table.to_csv(index=False, float_format="%.6g"))
+    written["markdown"] = write_text(markdown_path, markdown_table(table, runs, missing))
     if not runs.empty:
         for name, path in (
             ("accuracy_vs_N", plot_accuracy_vs_noise(runs, figures / "accuracy_vs_N.png")),

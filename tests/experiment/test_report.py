@@ -92,3 +92,24 @@ def test_a_method_registered_at_run_time_is_a_row_after_the_built_in_ones(my_los
     assert [row.split(" | ")[0] for row in rows[1:5]] == ["| cross-entropy", "| forward", "| SCE", "| my loss"]
     assert rows[4] == "| my loss | **70.5 ± 0.7** |"
     assert "accuracy_vs_N" not in written  # symmetric noise only: no curve against N
+
+
+def test_the_workflow_names_its_runs_and_outputs_and_a_stale_record_writes_nothing(results, tmp_path):
+    """`expected` (the runs the workflow asked for) and the rule's own output paths: a record of another
+    run under the results folder is not read, a stale one stops the report before any file is written."""
+    files = sorted((results / "mnist5k" / "fc" / "asymmetric-0.6").rglob("forward.json"))
+    asked = {f: {"method": "forward", "epochs": 4, "seed": int(f.parent.name[4:])} for f in files}
+    out = tmp_path / "t2" / "reports"
+    written = write_reports(
+        files, tmp_path / "elsewhere", expected=asked,
+        csv=out / "table2.csv", markdown=out / "table2.md", figures=out / "figures",
+    )  # fmt: skip
+    assert written["csv"] == out / "table2.csv" and written["markdown"] == out / "table2.md"
+    assert list(pd.read_csv(out / "table2.csv").method) == ["forward"]  # not the other records of results/
+    assert {p.parent for p in written.values()} <= {out, out / "figures"} and not (tmp_path / "elsewhere").exists()
+
+    stale = {**asked, files[1]: {"method": "forward", "epochs": 40}}
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ValueError, match="seed1/forward.json: trained with other settings.*epochs: recorded 4"):
+        write_reports(files, fresh, expected=stale)
+    assert not fresh.exists()

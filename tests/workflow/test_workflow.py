@@ -13,48 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import ROOT, SNAKEMAKE, TINY, job_counts, run_snakemake, snakemake_env
 
 from pyrobust import catalog, registry
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 ESTIMATED = set(catalog.estimated_T_methods())
-# The tiny run of CI (1 epoch, 2 seeds, mnist5k, one noise setting, cross_entropy + savage + forward_est).
-TINY = ["--configfile", ".test/config/config.yaml"]
-
-
-def snakemake_env(tmp_path):
-    """The environment of the jobs: a frozen copy of this checkout's pyrobust, `pyrobust` on PATH.
-
-    The copy keeps the source digest the workflow reruns on (and the code the jobs run) fixed during the test.
-    """
-    package = tmp_path / "package"
-    shutil.copytree(ROOT / "pyrobust", package / "pyrobust", ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, PYTHONPATH=str(package) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if shutil.which("pyrobust") is None:
-        shim = tmp_path / "bin" / "pyrobust"
-        shim.parent.mkdir()
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pyrobust.cli "$@"\n')
-        shim.chmod(0o755)
-        env["PATH"] = f"{shim.parent}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def run_snakemake(*args, cwd=ROOT, env=None, timeout=600):
-    result = subprocess.run(
-        [*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def job_counts(*args, cwd=ROOT, env=None):
-    """Jobs per rule of a dry run, from Snakemake's job stats table."""
-    output = run_snakemake("--dry-run", "--quiet", "rules", *args, cwd=cwd, env=env)
-    table = output[output.index("Job stats:") :].split("\n\n")[0]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
-    return {rule: int(n) for rule, n in counts.items() if rule != "total"}
 
 
 def dataset_defaults(dataset):
@@ -88,17 +52,6 @@ def expected_jobs(datasets, methods, *, batched, fetch):
 
 
 # ----------------------------------------------------------------------------------------------- the DAG
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """A copy of the workflow, so that runs write their results, logs and reports in a temporary place."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name in ("Snakefile", "workflow", "config", ".test"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    return work
 
 
 def test_default_dag_is_the_mnist5k_table(workdir):
@@ -264,6 +217,8 @@ def test_the_config_readme_states_the_catalogues_defaults():
 
 @pytest.mark.slow
 def test_tiny_config_end_to_end_then_resume_and_rerun(workdir, tmp_path):
+    """An end-to-end run; resuming, changed settings and changed code rerun what they reach; the report
+    reads exactly the configured runs and refuses a stale record (one of other settings), naming it."""
     from pyrobust.experiment.table import CSV_COLUMNS
 
     env = snakemake_env(tmp_path)
@@ -298,12 +253,42 @@ def test_tiny_config_end_to_end_then_resume_and_rerun(workdir, tmp_path):
             with open(package / name, "a") as file:
                 file.write("\n# changed\n")
     assert job_counts(*config, cwd=workdir, env=env) == {"report": 1, "all": 1}
-    with open(package / "losses" / "corrected.py", "a") as file:
-        file.write("\n# changed\n")
-    assert job_counts(*config, cwd=workdir, env=env) == {
+    training = {
         "corrupt_labels": 1, "train_without_T_hat": 2, "train_with_T_hat": 2, "estimate_transition_matrix": 2,
         "report": 1, "all": 1,
     }  # fmt: skip
+    # ... and so does a change to a kernel (kernels/, compiled into pyrobust._C; was: not hashed)
+    kernel = package.parent / "kernels" / "cpu" / "corrected_ce.cpp"
+    source = kernel.read_bytes()
+    kernel.write_bytes(source + b"\n// changed\n")
+    assert job_counts(*config, cwd=workdir, env=env) == training
+    kernel.write_bytes(source)
+    assert job_counts(*config, cwd=workdir, env=env) == {"report": 1, "all": 1}
+    with open(package / "losses" / "corrected.py", "a") as file:
+        file.write("\n# changed\n")
+    assert job_counts(*config, cwd=workdir, env=env) == training
+
+    # the report reads exactly the configured runs: other methods, seeds and settings under results/ are not
+    # this configuration's table (was: every record under results/ went in)
+    fewer = [*config, "methods=[cross_entropy,savage]", "seeds=[0]"]
+    run_snakemake("--cores", "2", *fewer, cwd=workdir, env=env)
+    table = pd.read_csv(workdir / "reports/table2.csv")
+    assert list(table.method) == ["cross_entropy", "savage"] and list(table.runs) == [1, 1]
+    assert (workdir / "results/mnist5k/fc/asymmetric-0.6/seed1/forward_est.json").exists()  # there, not read
+
+    # a record of the run asked for but of other settings (as if left by a 40-epoch run), which Snakemake
+    # does not see as changed (same file times): the report stops, naming it
+    record = workdir / "results/mnist5k/fc/asymmetric-0.6/seed0/savage.json"
+    times = record.stat()
+    record.write_text(record.read_text().replace('"epochs": 1,', '"epochs": 40,', 1))
+    os.utime(record, ns=(times.st_atime_ns, times.st_mtime_ns))
+    result = run_snakemake("--cores", "2", *fewer, "--forcerun", "report", cwd=workdir, env=env, check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs/report.log").read_text()
+    assert "seed0/savage.json: trained with other settings than those asked for (epochs: recorded 40, " \
+           "asked for 1)" in log, log[-2000:]  # fmt: skip
+    table = workdir / "reports/table2.csv"
+    assert not table.exists() or list(pd.read_csv(table).epochs) == [1, 1]
 
 
 @pytest.mark.slow

@@ -1,6 +1,11 @@
 """The configuration: config/config.yaml and `--config` overrides, checked against the schema completed from
 pyrobust's catalogue, with every default filled in. Nothing else: each rule file derives its own values.
 
+The settings file read first is config/config.yaml of the working directory (a deployed copy's own
+settings) if there is one, else this workflow's own config/config.yaml (so that `snakemake -s
+path/to/Snakefile --directory elsewhere` runs the default table), else none at all (the schema
+has a default for every key). `--configfile` and `--config` change keys on top of it.
+
 The schema (workflow/schemas/config.schema.yaml) names no data set, method, estimator, network or noise
 kind; they come from the catalogue (`pyrobust.registry`, torch-free), plug-ins included, together with each
 data set's defaults. `snakemake.utils.validate` only reads a schema from a file, hence the few lines of
@@ -9,24 +14,53 @@ jsonschema below (they fill defaults the way its `set_default=True` does).
 
 import copy
 import csv
+import os
+import sys
+from pathlib import Path
 
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-# Found even where Snakemake's environment lacks pyrobust (`--sdm conda`): Snakemake puts the Snakefile's
-# folder, this checkout, on sys.path, and the catalogue imports neither torch nor the compiled extension.
+# The pyrobust checkout this workflow belongs to (the folder above workflow/), if it is one.
+CHECKOUT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1]
+if not (CHECKOUT / "pyrobust" / "catalog.py").is_file():
+    CHECKOUT = None
+
+# pyrobust as installed where Snakemake runs; else (`--sdm conda`, where only the jobs' environments have
+# it) the checkout's, whose catalogue imports neither torch nor the compiled extension.
 try:
     import pyrobust.catalog
-    from pyrobust.registry import list_estimators, list_methods
 except ImportError as error:
-    raise WorkflowError(
-        "The workflow reads its data sets, methods and estimators from pyrobust's catalogue: run it from a "
-        f"pyrobust checkout or install pyrobust where Snakemake runs ({error})"
-    ) from error
+    if CHECKOUT is None:
+        raise WorkflowError(
+            "The workflow reads its data sets, methods and estimators from pyrobust's catalogue: run it "
+            f"from a pyrobust checkout or install pyrobust where Snakemake runs ({error})"
+        ) from error
+    sys.path.append(str(CHECKOUT))
+    import pyrobust.catalog
+from pyrobust.registry import list_estimators, list_methods
 
+# `--sdm conda`: the jobs run in workflow/envs/pyrobust.yaml, into which its post-deploy script installs
+# pyrobust from this checkout (told by PYROBUST_CHECKOUT, which Snakemake passes on to it).
+CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if CONDA:
+    if CHECKOUT is None:
+        raise WorkflowError(
+            "--sdm conda builds pyrobust from the checkout that holds this workflow; this workflow is not "
+            "in one: install pyrobust where Snakemake runs and leave out --sdm conda"
+        )
+    os.environ.update(PYROBUST_CHECKOUT=str(CHECKOUT))  # set for the script, not read
 
-configfile: "config/config.yaml"
+# (`configfile:` is a no-op in a module imported with `config:`; its host passes the configuration.)
+if os.path.exists("config/config.yaml"):
+
+    configfile: "config/config.yaml"
+
+elif CHECKOUT is not None and (CHECKOUT / "config" / "config.yaml").is_file():
+
+    configfile: workflow.source_path("../../config/config.yaml")
 
 
 def typed(value):

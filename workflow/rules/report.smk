@@ -1,19 +1,30 @@
-"""Table 2 (CSV and Markdown) and the figures, from every result record of the configured runs."""
+"""Table 2 (CSV and Markdown) and the figures, from exactly the result records of the configured runs.
+
+The report reads its input, the records this configuration asks for, and nothing else under the results
+folder (records of other methods, seeds or settings may be there), and it is told the settings of each
+(`trained_settings`): a record of other settings, e.g. left from a run with other epochs, stops it with
+the record's name instead of being averaged into a cell. Every path it writes is one of its outputs.
+"""
 
 import json
-import os
 from pathlib import Path
 
-# The result record of every configured method and run of each data set of the table.
-RESULT_FILES = {
+# The result record of every configured method and run of each data set of the table, with the settings
+# it must have been trained with.
+RESULT_RUNS = {
     dataset: [
-        f"{RUN}/{{method}}.json".format(
-            dataset=dataset,
-            model=model,
-            noise=setting["noise"],
-            N=format_N(setting["N"]),
-            seed=seed,
-            method=method,
+        (
+            f"{RUN}/{{method}}.json".format(
+                dataset=dataset,
+                model=model,
+                noise=setting["noise"],
+                N=format_N(setting["N"]),
+                seed=seed,
+                method=method,
+            ),
+            trained_settings(
+                dataset, model, setting["noise"], setting["N"], seed, method
+            ),
         )
         for model in config["dataset_settings"][dataset]["models"]
         for setting in config["dataset_settings"][dataset]["settings"]
@@ -29,6 +40,8 @@ available = lambda dataset: dataset not in PROBED_DATASETS or (
     )["available"]
 )
 missing_datasets = lambda: [d for d in DATASETS if not available(d)]
+# The runs of the table, in one order for the records (input) and their settings (params).
+table_runs = lambda: [run for d in DATASETS if available(d) for run in RESULT_RUNS[d]]
 
 
 localrules:
@@ -37,9 +50,7 @@ localrules:
 
 rule report:
     input:
-        results=lambda wildcards: [
-            f for d in DATASETS if available(d) for f in RESULT_FILES[d]
-        ],
+        results=lambda wildcards: [path for path, _ in table_runs()],
         paper=workflow.source_path("../resources/table2-paper.csv"),
     output:
         csv=report(
@@ -63,13 +74,9 @@ rule report:
     conda:
         "../envs/pyrobust.yaml"
     params:
-        results=RESULTS,
-        out_dir=lambda wildcards, output: os.path.dirname(output.csv),
-        missing=lambda wildcards: (
-            f"--missing {' '.join(missing)}" if (missing := missing_datasets()) else ""
-        ),
+        expected=lambda wildcards: [settings for _, settings in table_runs()],
+        missing=lambda wildcards: missing_datasets(),
         code=REPORT_CODE,
-    shell:
-        "pyrobust report --results {params.results} --out-dir {params.out_dir} "
-        "--paper {input.paper} "
-        "{params.missing} > {log} 2>&1"
+        env_check=ENV_CHECK_DIGEST,
+    script:
+        "../scripts/report.py"

@@ -1,15 +1,19 @@
 """Shared by the rule files. Where the workflow writes, the shape of its wildcards, the seeds and
-settings of each data set, and the digests of the pyrobust code its jobs run.
+settings of each data set, and the digests of the pyrobust code its jobs run (workflow/scripts/
+code_digest.py: the Python sources, the kernels of the checkout, the built extension's bytes).
 
 Shared helpers live here rather than in the first rule file that needs them because `snakemake --lint`
 asks that a file with rules define no functions ("Mixed rules and functions in same snakefile").
 """
 
-import hashlib
+import functools
+import importlib.util
+import shlex
 from pathlib import Path
 
 import pyrobust
 from pyrobust.catalog import NETWORKS, NOISE_KINDS
+from pyrobust.experiment.config import TrainConfig
 
 RESULTS = config["results_dir"]
 REPORTS = config["reports_dir"]
@@ -46,27 +50,68 @@ def format_N(N):
     return f"{float(N):g}"
 
 
-def source_digest(exclude=()):
-    """SHA-256 of pyrobust's source files: a param that reruns the jobs they produce when the code changes.
+@functools.cache
+def trainer_overrides():
+    """`train_overrides` typed as `pyrobust train --set key=value` reads them."""
+    try:
+        return dict(
+            TrainConfig.parse_override(f"{key}={value}")
+            for key, value in sorted(config["train_overrides"].items())
+        )
+    except ValueError as error:
+        raise WorkflowError(
+            f"Invalid configuration: train_overrides: {error}"
+        ) from None
 
-    `exclude`: paths relative to the package (`experiment/report.py`), so that a name used twice in the
-    package excludes only the module meant.
+
+@functools.cache
+def trained_epochs(dataset, model):
+    """The epochs a training job of `dataset` and `model` runs: the configured ones, else
+    `train_overrides`' (--set epochs=...), else the trainer's default for the data set.
     """
-    root = Path(pyrobust.__file__).parent
-    digest = hashlib.sha256()
-    sources = sorted(
-        p
-        for suffix in ("*.py", "*.cpp", "*.h", "*.cu", "*.cuh")
-        for p in root.rglob(suffix)
-    )
-    for path in sources:
-        relative = path.relative_to(root).as_posix()
-        if relative in exclude:
-            continue
-        digest.update(relative.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    epochs = dataset_setting(dataset, "epochs")
+    if epochs is not None:
+        return int(epochs)
+    overrides = {
+        k: v
+        for k, v in trainer_overrides().items()
+        if k not in ("model", "device", "threads")
+    }
+    return TrainConfig.paper(dataset, "cross_entropy", model=model, **overrides).epochs
 
+
+def trained_settings(dataset, model, noise, N, seed, method):
+    """What the record of one training run of this configuration says: its run, its epochs and, in its
+    `config` block, the trainer settings the workflow passes (the device, `train_overrides` but those
+    `pyrobust train` sets by flags of their own). The report refuses a record that says otherwise
+    (`pyrobust.experiment.records.load_records(expected=...)`): a stale record is never averaged into a
+    cell."""
+    flags = ("epochs", "model", "device", "threads")
+    overrides = {k: v for k, v in trainer_overrides().items() if k not in flags}
+    return {
+        "dataset": dataset,
+        "model": model,
+        "method": method,
+        "noise": noise,
+        "N": float(N),
+        "seed": int(seed),
+        "epochs": trained_epochs(dataset, model),
+        "config": {**overrides, "device": config["device"]},
+    }
+
+
+def load_script_module(name):
+    """A module of workflow/scripts/ (plain Python, shared with the scripts and the conda environment)."""
+    spec = importlib.util.spec_from_file_location(
+        name, workflow.source_path(f"../scripts/{name}.py")
+    )
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+code_digest = load_script_module("code_digest")
+PACKAGE = Path(pyrobust.__file__).parent
 
 # The reporting code: a change there reruns the report, not the training. (report.py is the module it
 # came from, in case it stays behind as a shim.)
@@ -79,5 +124,21 @@ REPORT_SOURCES = (
     "plots.py",
     "report.py",
 )
-TRAINING_CODE = source_digest(exclude=REPORT_SOURCES)
-REPORT_CODE = source_digest()
+# The code the other jobs run: pyrobust's sources, the kernels of its checkout and the built extension.
+TRAINING_CODE = code_digest.training_digest(
+    PACKAGE, exclude=REPORT_SOURCES, extension=code_digest.extension_file()
+)
+# The report's: pyrobust's sources (it runs no kernel: the built extension is left out).
+REPORT_CODE = code_digest.training_digest(PACKAGE)
+
+# With `--sdm conda` every job first checks that its environment's pyrobust was built from this checkout
+# as it is now (workflow/envs/pyrobust.post-deploy.sh records the sources it built): an environment left
+# from before a change would otherwise train the old code under the new code's digest. Shell commands
+# check in their prefix (Snakemake's default prefix, then the check), scripts on their own.
+ENV_CHECK_DIGEST = code_digest.sources_digest(CHECKOUT) if CONDA else ""
+if CONDA:
+    shell.prefix(
+        "set -euo pipefail; "
+        f"python {shlex.quote(workflow.source_path('../scripts/code_digest.py'))} "
+        f"--check {ENV_CHECK_DIGEST}; "
+    )

@@ -11,6 +11,9 @@ The helpers below are tables and lambdas: `snakemake --lint` asks that a file wi
 functions (shared functions are in runs.smk).
 """
 
+import os
+import shlex
+
 from pyrobust.catalog import estimated_T_methods
 
 # Methods trained with the T-hat estimated from the cross_entropy network (the catalogue's
@@ -36,7 +39,9 @@ PROBS = f"{RUN}/cross_entropy.probs.npy"
 # --- the training jobs' command line, built here only
 
 # Every training rule runs this command. Its params are TRAIN_PARAMS plus what differs between rules:
-# `methods` (the --method flags of the job) and `extra` (--save-probs, --T-hat or nothing).
+# `methods` (the --method flags of the job) and `extra` (--save-probs, --T-hat or nothing). Every path it
+# writes comes from the rule's output and log (the records, `output.records`, go to their folder; the
+# softmax to `output.probs`), so that a module's `prefix:` reaches them.
 TRAIN_COMMAND = (
     "PYROBUST_DATA={params.data_root:q} "
     "pyrobust train {params.options} --threads {threads} {params.methods} {params.extra} "
@@ -63,8 +68,12 @@ TRAIN_PARAMS = dict(
         + EPOCHS_OPTION[wildcards.dataset]
         + [f"--set {k}={v}" for k, v in sorted(config["train_overrides"].items())]
     ),
-    out_dir=lambda wildcards: RUN.format(**wildcards),
+    out_dir=lambda wildcards, output: shlex.quote(os.path.dirname(records(output)[0])),
     code=TRAINING_CODE,
+)
+# The records of a job's output (`records`: one file or several).
+records = lambda output: (
+    [output.records] if isinstance(output.records, str) else list(output.records)
 )
 # The --method flags of a job that trains `batch` (batched) or its {method} wildcard.
 method_flags = lambda batch: (
@@ -72,9 +81,10 @@ method_flags = lambda batch: (
     if BATCHED
     else lambda wildcards: f"--method {wildcards.method}"
 )
-# --save-probs where T-hat will be estimated from the job's cross_entropy network.
+# The cross_entropy network's softmax, an output of the job that trains it where T-hat is estimated.
+PROBS_OUTPUT = {"probs": PROBS} if METHODS_WITH_T_HAT else {}
 SAVE_PROBS = (
-    (lambda wildcards: f"--save-probs {PROBS.format(**wildcards)}")
+    (lambda wildcards, output: f"--save-probs {shlex.quote(output.probs)}")
     if METHODS_WITH_T_HAT
     else ""
 )
@@ -93,7 +103,11 @@ training_runtime = lambda batch: lambda wildcards: (
     config["dataset_settings"][wildcards.dataset]["runtime"]
     * (len(batch) if BATCHED else 1)
 )
-GPUS = 1 if config["device"] == "cuda" else 0
+# What a training job asks of a scheduler besides its threads and runtime: a GPU, and `cuda_resources`
+# (e.g. a GPU partition), only when it trains on one.
+TRAINING_RESOURCES = (
+    {"gpu": 1, **config["cuda_resources"]} if config["device"] == "cuda" else {}
+)
 
 # How `pyrobust estimate` is told a data set's estimator: the paper's two by their own flags, any other
 # registered estimator by its name.
@@ -140,14 +154,15 @@ if not BATCHED and TRAIN_CROSS_ENTROPY:
         input:
             labels=LABELS,
         output:
-            [f"{RUN}/cross_entropy.json"] + [PROBS] * bool(METHODS_WITH_T_HAT),
+            **PROBS_OUTPUT,
+            records=f"{RUN}/cross_entropy.json",
         log:
             f"{RUN_LOG}/cross_entropy.log",
         conda:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=GPUS,
+            **TRAINING_RESOURCES,
             runtime=training_runtime(["cross_entropy"]),
         params:
             **TRAIN_PARAMS,
@@ -164,8 +179,9 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
         input:
             labels=LABELS,
         output:
-            (
-                trained(BATCH_WITHOUT_T_HAT) + [PROBS] * bool(METHODS_WITH_T_HAT)
+            **(PROBS_OUTPUT if BATCHED else {}),
+            records=(
+                trained(BATCH_WITHOUT_T_HAT)
                 if BATCHED
                 else trained(METHODS_WITHOUT_T_HAT)
             ),
@@ -177,7 +193,7 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=GPUS,
+            **TRAINING_RESOURCES,
             runtime=training_runtime(BATCH_WITHOUT_T_HAT),
         params:
             **TRAIN_PARAMS,
@@ -188,7 +204,8 @@ if BATCH_WITHOUT_T_HAT if BATCHED else METHODS_WITHOUT_T_HAT:
 
 
 rule estimate_transition_matrix:
-    """T-hat from the cross_entropy network's softmax (Eq. 12-13), with its error against the true T."""
+    """T-hat from the cross_entropy network's softmax (Eq. 12-13), with its error against the true T (the CLI
+    writes it beside T-hat: output.error is output.T_hat with the suffix .json)."""
     input:
         probs=PROBS,
         labels=LABELS,
@@ -215,7 +232,7 @@ if METHODS_WITH_T_HAT:
             labels=LABELS,
             T_hat=rules.estimate_transition_matrix.output.T_hat,
         output:
-            trained(METHODS_WITH_T_HAT),
+            records=trained(METHODS_WITH_T_HAT),
         log:
             training_log("with_T_hat"),
         wildcard_constraints:
@@ -224,7 +241,7 @@ if METHODS_WITH_T_HAT:
             "../envs/pyrobust.yaml"
         threads: config["threads"]
         resources:
-            gpu=GPUS,
+            **TRAINING_RESOURCES,
             runtime=training_runtime(METHODS_WITH_T_HAT),
         params:
             **TRAIN_PARAMS,

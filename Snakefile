@@ -1,5 +1,8 @@
 # Table 2 of Patrini et al., CVPR 2017: `snakemake --cores all` (settings: config/config.yaml, every key
 # explained in config/README.md).
+#
+# Its default profile, profiles/default (resume after an interruption, rerun on changed settings or code),
+# lies beside it, where Snakemake looks for one from any working directory.
 
 
 include: "workflow/rules/common.smk"
