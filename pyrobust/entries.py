@@ -161,6 +161,10 @@ class DatasetInfo:
         embedded: it ships inside an installed package: always available, nothing to download.
         paper_reference: the paper's data set whose Table 2 numbers are printed beside it (``mnist`` for
             the 5,000-digit subset ``mnist5k``); defaults to ``name``.
+        transition_file: a ``T`` file (``.csv``/``.npy``, :func:`pyrobust.noise.load_transition_matrix`)
+            that its ``asymmetric`` noise uses as given, or None.
+        custom: declared in a configuration (:mod:`pyrobust.custom_datasets`), not one of the paper's: its
+            ``none`` column's true ``T`` is counted from its trusted labels, where it has some.
     """
 
     name: str
@@ -177,6 +181,8 @@ class DatasetInfo:
     files: tuple[Remote, ...] = field(default=(), repr=False)
     embedded: bool = False
     paper_reference: str | None = None
+    transition_file: str | None = None
+    custom: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from pyrobust.entries import DatasetInfo, Estimator, Method, Ref, Remote, resolve
@@ -51,14 +51,22 @@ __all__ = [
     "resolve",
 ]
 
+class DeclarationError(ValueError):
+    """An entry declared outside code (``PYROBUST_CUSTOM_DATASETS``) is invalid or its file unreadable."""
+
+
 Entry = TypeVar("Entry", Method, Estimator, DatasetInfo)
 
 
 class Registry(Generic[Entry]):
     """Entries of one kind by name: those registered, then those of the entry-point ``group``."""
 
-    def __init__(self, kind: str, entry_type: type[Entry], group: str) -> None:
+    def __init__(self, kind: str, entry_type: type[Entry], group: str,
+                 declared: Callable[[], Mapping[str, Callable[[], Entry]]] | None = None) -> None:
         self.kind, self.entry_type, self.group = kind, entry_type, group
+        #: entries declared outside code (name -> factory), read on a lookup miss like the entry points:
+        #: for data sets, :func:`pyrobust.custom_datasets.declared_entries` (``PYROBUST_CUSTOM_DATASETS``)
+        self._declared = declared or (lambda: {})
         self._entries: dict[str, Entry] = {}
         self._failed: dict[str, str] = {}
 
@@ -105,6 +113,14 @@ class Registry(Generic[Entry]):
             ValueError: no such name (the message lists the known names), or its plug-in failed to load.
         """
         _builtins()
+        if name not in self._entries and isinstance(name, str):
+            factory = self._declared().get(name)
+            if factory is not None:
+                try:
+                    self.register(factory(), replace=True)
+                except Exception as error:  # a broken declaration is an error of the config: say so, loudly
+                    raise DeclarationError(f"{self.kind} {name!r}, declared in PYROBUST_CUSTOM_DATASETS: "
+                                           f"{error}") from error
         if name not in self._entries and isinstance(name, str) and name not in self._failed:
             ep = self._entry_points().get(name)
             if ep is not None:
@@ -119,7 +135,7 @@ class Registry(Generic[Entry]):
         """Every name, registered first (in registration order), then those of entry points not yet loaded
         (by name, without importing them) unless ``plugins=False``."""
         _builtins()
-        return list(dict.fromkeys([*self._entries, *(self._entry_points() if plugins else ())]))
+        return list(dict.fromkeys([*self._entries, *self._declared(), *(self._entry_points() if plugins else ())]))
 
     def entries(self) -> list[Entry]:
         """Every entry, loading every entry point (a broken one is warned about and left out)."""
@@ -127,6 +143,8 @@ class Registry(Generic[Entry]):
         for name in self.names():
             try:
                 out.append(self.get(name))
+            except DeclarationError:
+                raise
             except ValueError:
                 continue
         return out
@@ -140,7 +158,14 @@ class Registry(Generic[Entry]):
 
 METHODS: Registry[Method] = Registry("method", Method, "pyrobust.methods")
 ESTIMATORS: Registry[Estimator] = Registry("estimator", Estimator, "pyrobust.estimators")
-DATASETS: Registry[DatasetInfo] = Registry("data set", DatasetInfo, "pyrobust.datasets")
+DATASETS: Registry[DatasetInfo] = Registry("data set", DatasetInfo, "pyrobust.datasets", declared=lambda: _declared_datasets())
+
+
+def _declared_datasets() -> Mapping[str, Any]:
+    """The data sets declared in ``PYROBUST_CUSTOM_DATASETS`` (:mod:`pyrobust.custom_datasets`)."""
+    from pyrobust.custom_datasets import declared_entries
+
+    return declared_entries()
 
 _BUILTINS_LOADED = False
 

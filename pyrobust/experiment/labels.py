@@ -112,6 +112,12 @@ class NoisyLabels:
         return cls(labels=labels, T=np.asarray(T, dtype=np.float64), **meta)
 
 
+def _custom(name: str) -> bool:
+    from pyrobust.registry import DATASETS
+
+    return name in DATASETS and DATASETS.get(name).custom
+
+
 def corrupt_labels(data: Any, noise: str, N: float, seed: int) -> NoisyLabels:
     """Corrupt ``data.y_train`` with the paper's ``T`` for ``data.name``: ``noisy_i ~ T[y_i, :]``, seeded.
 
@@ -140,5 +146,10 @@ def corrupt_labels(data: Any, noise: str, N: float, seed: int) -> NoisyLabels:
     T = torch.as_tensor(np.asarray(T), dtype=torch.float64)
     check_transition_matrix(T, data.num_classes)
     noisy = corrupt(data.y_train, T, seed)
+    # A data set whose labels are noisy already (one declared in a config, with trusted labels): the true T
+    # is that of its natural noise, counted from the (clean, given) pairs, times the injected one.
+    natural = data.transition_from_clean() if _custom(data.name) else None
+    if natural is not None:
+        T = natural @ T
     labels = torch.as_tensor(noisy).cpu().numpy().astype(np.int64, copy=False)
     return NoisyLabels(dataset=data.name, noise=noise, N=float(N), seed=int(seed), labels=labels, T=T.numpy())

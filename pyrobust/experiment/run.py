@@ -220,13 +220,16 @@ def train_methods(
 
     realised = float(noise_rate(torch.as_tensor(data.y_train).cpu().numpy(), noisy.labels))
 
+    # fc takes the width of the data's (flattened) features: 784 for MNIST, d for a data set of your own
+    in_features = int(np.prod(tuple(data.x_train.shape[1:]))) if config.model == "fc" else None
     records = []
     for method in resolved:
         cfg = config.replace(method=method.name)
         start = time.perf_counter()
         with deterministic(device.type == "cpu"):
             torch.manual_seed(derived_seed(cfg.seed, "init"))
-            model = build_model(cfg.model, C, bn_head=method.bn_head, dropout=cfg.dropout).to(device)
+            model = build_model(cfg.model, C, bn_head=method.bn_head, dropout=cfg.dropout,
+                                in_features=in_features).to(device)
             if prep.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             T_used = {None: None, "true": T, "estimated": T_hat}[method.transition]

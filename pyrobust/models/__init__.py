@@ -70,13 +70,15 @@ DEFAULT_DROPOUT = {
 }
 
 
-def build_model(name: str, num_classes: int, *, bn_head: bool = False, dropout: float | None = None) -> nn.Module:
+def build_model(name: str, num_classes: int, *, bn_head: bool = False, dropout: float | None = None,
+                in_features: int | None = None) -> nn.Module:
     """Build one of the paper's networks (see the module docstring), freshly initialised from torch's RNG.
 
     ``name`` in :data:`MODELS` or :data:`IMAGENET_MODELS`; ``num_classes`` is C, the width of the logits
     ``(N, C)``; ``bn_head`` appends ``BatchNorm1d(C)`` on the logits (for ``unhinged_bn`` / ``sigmoid_bn``);
     ``dropout`` overrides the paper's rate for fc/embedding/lstm (``None``: :data:`DEFAULT_DROPOUT`; ResNets
-    have no dropout). ``resnet50`` is :func:`resnet50` without weights (load them with
+    have no dropout); ``in_features`` is the input width of ``fc`` (``None``: MNIST's 784; ignored by the
+    other networks). ``resnet50`` is :func:`resnet50` without weights (load them with
     :func:`load_resnet50_weights` before adding a head).
 
     Raises:
@@ -100,7 +102,10 @@ def build_model(name: str, num_classes: int, *, bn_head: bool = False, dropout: 
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         cls = {"fc": FullyConnected, "embedding": WordEmbedding, "lstm": EmbeddingLSTM}[name]
-        model = cls(num_classes, dropout=p)
+        if name == "fc" and in_features is not None:
+            model = cls(num_classes, dropout=p, in_features=int(in_features))
+        else:
+            model = cls(num_classes, dropout=p)
     if bn_head:
         model = nn.Sequential(model, nn.BatchNorm1d(num_classes))
     return model

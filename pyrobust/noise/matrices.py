@@ -239,6 +239,16 @@ def transition_matrix_for(
         return _validated(torch.eye(C, dtype=torch.float64))
     if noise == "symmetric":
         return symmetric(C, N)
+    if info.transition_file is not None:  # a declared data set's own T, used as given
+        from pyrobust.noise.files import load_transition_matrix
+
+        T = load_transition_matrix(info.transition_file).to(torch.float64)
+        if T.shape[0] != C:
+            raise ValueError(f"data set {dataset!r} has {C} classes but its T ({info.transition_file}) is "
+                             f"{T.shape[0]} x {T.shape[1]}")
+        return _validated(T)
+    if info.noise == "pair_flips":  # a declared data set's default: i -> i+1 (mod C) with probability N
+        return pair_flips(C, [(i, (i + 1) % C) for i in range(C)], N)
     if info.noise is None:
         raise ValueError(
             f"data set {dataset!r} has no asymmetric noise structure (its registry entry has noise=None); "

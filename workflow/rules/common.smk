@@ -82,9 +82,12 @@ def config_schema(schema_file, paper_table):
     """
     with open(schema_file) as file:
         schema = yaml.safe_load(file)
-    datasets = (
-        pyrobust.catalog.datasets()
-    )  # every registered data set (a broken plug-in is left out)
+    try:  # every registered data set (a broken plug-in is left out; a broken declaration is an error)
+        datasets = pyrobust.catalog.datasets()
+    except ValueError as error:
+        raise WorkflowError(
+            f"Invalid configuration: custom_datasets: {error}"
+        ) from None
     with open(paper_table, newline="") as file:
         paper_methods = {row["method"] for row in csv.DictReader(file)}
     names = schema["$defs"]
@@ -103,7 +106,11 @@ def config_schema(schema_file, paper_table):
             "properties": {
                 "models": {"default": list(d.networks)},
                 "settings": {"default": [{"noise": k, "N": n} for k, n in d.columns]},
-                "seeds": {"default": d.seeds},
+                "seeds": {
+                    "default": (config.get("custom_datasets") or {})
+                    .get(d.name, {})
+                    .get("seeds", d.seeds)
+                },
                 "epochs": {"default": None},
                 "estimator": {"default": d.estimator},
                 "runtime": {"default": d.runtime},
@@ -136,7 +143,8 @@ def validate_config(config, schema):
         f"[{part}]" if isinstance(part, int) else f".{part}"
         for part in error.absolute_path
     ).lstrip(".")
-    message = f"Invalid configuration: {key + ': ' if key else ''}{error.message}"
+    where = f"{key}: " if key else ""
+    message = f"Invalid configuration: {where}{error.message}"
     if error.validator == "enum":
         message += (
             " (the names known to pyrobust's catalogue; a plug-in adds data sets, methods and estimators: "
@@ -146,6 +154,13 @@ def validate_config(config, schema):
 
 
 config.update(typed(config))
+# Data sets declared in the config (`custom_datasets`): the registry reads them from this environment
+# variable, here and in every job (they inherit Snakemake's environment), see pyrobust/custom_datasets.py.
+if config.get("custom_datasets"):
+    from pyrobust.custom_datasets import ENV as CUSTOM_DATASETS_ENV
+    from pyrobust.custom_datasets import to_environment
+
+    os.environ[CUSTOM_DATASETS_ENV] = to_environment(config["custom_datasets"])
 validate_config(
     config,
     config_schema(

