@@ -5,6 +5,10 @@ and the peak memory allocated during one call, in units of one B x C buffer; "ex
 gradient of the logits, which every method allocates:
 
     fused_forward / fused_backward  ForwardCorrectedLoss / BackwardCorrectedLoss (T derived once)
+    fused_forward_learnable         ForwardCorrectedLoss(T, learnable=True): gradients for the logits and T
+    fused_{forward,backward}_weighted  with weight= (C,)           | cross_entropy_weighted
+    fused_backward_smoothed         with label_smoothing=0.1       | cross_entropy_smoothed
+    fused_{forward,backward}_kdim   (B/16, C, 16) logits, (B/16, 16) targets | cross_entropy_kdim
     cross_entropy                   F.cross_entropy (no correction)
     naive_forward                   nll(log(softmax(h) @ T))           (O(B C^2) work)
     naive_backward                  nll(log_softmax(h) @ T^-T)         (O(B C^2) work)
@@ -14,7 +18,11 @@ gradient of the logits, which every method allocates:
 
 Usage: python benchmarks/kernels.py --device cpu --threads 2 --out reports/bench/cpu.csv
 Ratios printed at the end: fused / cross_entropy (target <= 0.8), naive / fused (target >= 15 at C=1000,
->= 50 at C=10000), compiled / fused for both compiled formulas. On CUDA, timing uses CUDA events and
+>= 50 at C=10000), compiled / fused for both compiled formulas; then the forward against the backward
+correction (target <= 1.2), the learnable T against the fixed one (target <= 1.5 at 4096 x 1000) and against
+cross_entropy (target < 1), and each weighted, smoothed and K-dimensional call against F.cross_entropy with
+the same option (target <= 1). The forward correction with label smoothing is O(C^2) per row (it needs all
+of T^T p, not fused) and is not timed here. On CUDA, timing uses CUDA events and
 memory max_memory_allocated, and every step is timed twice: as called from Python (``median_ms``: what a
 training loop sees, launch overhead included, which is most of a small call) and captured once in a CUDA
 graph and replayed (``graph_ms``: the GPU's own time, from which bandwidth is judged).
@@ -188,33 +196,54 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
     g = torch.Generator(device=device).manual_seed(0)
     T = random_T(C, generator=g)
     fused_backward = pyrobust.BackwardCorrectedLoss(T)
-    T_inv = fused_backward._T_inv
+    T_inv = fused_backward.T_inv
     logits = torch.randn(B, C, generator=g, dtype=torch.float32, device=device).mul_(3).to(dtype).requires_grad_()
     target = torch.randint(0, C, (B,), generator=g, device=device)
     T_d, T_inv_d = T.to(dtype), T_inv.to(dtype)
     log_T_t_d = T.log().t().contiguous().to(dtype)
+    weight = torch.rand(C, generator=g, device=device).add_(0.5).to(dtype)
+    # K-dimensional: the same B x C logits as (B / 16, C, 16), e.g. a 4 x 4 patch of per-pixel logits
+    kdim_logits = (logits.detach().reshape(B // 16, 16, C).movedim(-1, 1).contiguous().requires_grad_()
+                   if B % 16 == 0 else None)
+    kdim_target = target.reshape(B // 16, 16) if B % 16 == 0 else None
 
+    learnable = pyrobust.ForwardCorrectedLoss(T, learnable=True).to(device)
     losses: dict[str, Callable] = {
         "fused_forward": pyrobust.ForwardCorrectedLoss(T),
         "fused_backward": fused_backward,
         "cross_entropy": F.cross_entropy,
         "naive_forward": naive_forward(T_d),
         "naive_backward": naive_backward(T_inv_d),
+        "fused_forward_learnable": learnable,
+        "fused_forward_weighted": pyrobust.ForwardCorrectedLoss(T, weight=weight),
+        "fused_backward_weighted": pyrobust.BackwardCorrectedLoss(T, weight=weight),
+        "cross_entropy_weighted": lambda h, y: F.cross_entropy(h, y, weight=weight),
+        "fused_backward_smoothed": pyrobust.BackwardCorrectedLoss(T, label_smoothing=0.1),
+        "cross_entropy_smoothed": lambda h, y: F.cross_entropy(h, y, label_smoothing=0.1),
     }
+    if kdim_logits is not None:
+        losses |= {
+            "fused_forward_kdim": pyrobust.ForwardCorrectedLoss(T),
+            "fused_backward_kdim": pyrobust.BackwardCorrectedLoss(T),
+            "cross_entropy_kdim": F.cross_entropy,
+        }
     if args.compile:
         losses["compiled_naive_forward"] = torch.compile(naive_forward(T_d), dynamic=False)
         losses["compiled_logspace_forward"] = torch.compile(logspace_forward(log_T_t_d), dynamic=False)
         losses["compiled_logspace_backward"] = torch.compile(logspace_backward(T_inv_d), dynamic=False)
     del T, T_inv
 
-    def make_step(loss_fn):
+    def make_step(loss_fn, h=logits, y=target):
         def step():
-            logits.grad = None
-            loss_fn(logits, target).backward()
+            h.grad = None
+            for p in getattr(loss_fn, "parameters", tuple)():
+                p.grad = None
+            loss_fn(h, y).backward()
 
         return step
 
-    steps = {name: make_step(fn) for name, fn in losses.items()}
+    steps = {name: make_step(fn, *((kdim_logits, kdim_target) if name.endswith("_kdim") else ()))
+             for name, fn in losses.items()}
     seconds = time_side_by_side(steps, device, args.repeats, args.min_time)
     graph_seconds = {}
     if device.type == "cuda":
@@ -233,6 +262,8 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
         logits.grad = None
         peak = peak_memory(step, device)
         logits.grad = None
+        if kdim_logits is not None:
+            kdim_logits.grad = None
         rows.append(
             dict(
                 device=str(device), dtype=str(dtype).removeprefix("torch."), B=B, C=C, method=name,
@@ -263,6 +294,19 @@ def ratios(rows: list[dict], column: str = "median_ms") -> list[str]:
             f"  compiled naive/fused fwd {t('compiled_naive_forward') / t('fused_forward'):7.1f}"
             f"  compiled log-space/fused fwd {t('compiled_logspace_forward') / t('fused_forward'):5.2f}"
             f"  bwd {t('compiled_logspace_backward') / t('fused_backward'):5.2f}"
+        )
+    out.append(f"drop-in features ({column}): fused / F.cross_entropy with the same option, fwd/bwd, learnable T:")
+    for dtype, B, C in sorted({(r["dtype"], r["B"], r["C"]) for r in rows}, key=lambda k: (k[0], k[2])):
+        t = lambda m: by.get((dtype, B, C, m), float("nan"))  # noqa: E731
+        out.append(
+            f"{dtype:<8} {B:>5} x {C:<5}  fwd/bwd {t('fused_forward') / t('fused_backward'):5.2f}"
+            f"  learnable/fwd {t('fused_forward_learnable') / t('fused_forward'):5.2f}"
+            f"  learnable/CE {t('fused_forward_learnable') / t('cross_entropy'):5.2f}"
+            f"  weighted fwd/CE {t('fused_forward_weighted') / t('cross_entropy_weighted'):5.2f}"
+            f"  bwd/CE {t('fused_backward_weighted') / t('cross_entropy_weighted'):5.2f}"
+            f"  smoothed bwd/CE {t('fused_backward_smoothed') / t('cross_entropy_smoothed'):5.2f}"
+            f"  K-dim fwd/CE {t('fused_forward_kdim') / t('cross_entropy_kdim'):5.2f}"
+            f"  bwd/CE {t('fused_backward_kdim') / t('cross_entropy_kdim'):5.2f}"
         )
     return out
 

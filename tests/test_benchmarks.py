@@ -29,7 +29,12 @@ def test_kernel_benchmark_times_every_method_and_writes_its_csv(tmp_path, capsys
     kernels.main(["--sizes", "64x10", "32x40", "--no-compile", "--repeats", "1", "--min-time", "0.001",
                   "--out", str(out)])
     rows = list(csv.DictReader(out.open()))
-    methods = {"fused_forward", "fused_backward", "cross_entropy", "naive_forward", "naive_backward"}
+    methods = {
+        "fused_forward", "fused_backward", "cross_entropy", "naive_forward", "naive_backward",
+        "fused_forward_learnable", "fused_forward_weighted", "fused_backward_weighted", "cross_entropy_weighted",
+        "fused_backward_smoothed", "cross_entropy_smoothed", "fused_forward_kdim", "fused_backward_kdim",
+        "cross_entropy_kdim",
+    }  # fmt: skip
     assert {(r["B"], r["C"]) for r in rows} == {("64", "10"), ("32", "40")}
     assert {r["method"] for r in rows} == methods and len(rows) == 2 * len(methods)
     assert all(float(r["median_ms"]) > 0 and r["backend"] == "cpp" for r in rows)

@@ -1,9 +1,11 @@
 // CPU kernels of the pyrobust ops: one pass over the batch, rows split across threads with
 // at::parallel_for, each row vectorised with at::vec. A row reads its C logits, one row of the C x C table
 // (row y of log_T_t, i.e. column y of T; or row y of T_inv) and writes its loss and its C gradients:
-// O(C) per row, never the O(C^2) of softmax(h) @ T. Two refinements, both checked against the float64
-// reference by the tests: rows of few classes are processed W at a time, transposed (Tile), and the forward
-// correction uses one exp per element instead of two when C <= B (forward_row_fast).
+// O(C) per row, never the O(C^2) of softmax(h) @ T. Refinements, all checked against the float64
+// reference by the tests: rows of few classes are processed W at a time, transposed (Tile); the forward
+// correction uses one exp per element instead of two where T_t = exp(log_T_t) is at hand (forward_row_fast:
+// cached by the loss modules, or computed once per call when C <= B); the gradient with respect to the
+// table (a learnable T) is accumulated in the same pass, rows grouped by target class (forward_classes).
 // at::vec picks its SIMD implementation from the CPU_CAPABILITY macros, which PyTorch sets only for its own
 // per-ISA builds of its kernels; without them Vectorized is a plain array with scalar std::exp. Derive them
 // from what the compiler targets (setup.py passes -march=native unless PYROBUST_PORTABLE=1).
@@ -26,12 +28,15 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/exp.h>
+#include <ATen/ops/mul.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "pyrobust/checks.h"
@@ -49,6 +54,18 @@ int64_t grain_rows(int64_t C) { return std::max<int64_t>(1, kGrainElements / std
 template <typename scalar_t>
 Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();  // the exp of PyTorch's own softmax kernels; exp(-inf) = 0
+}
+
+template <typename scalar_t>
+constexpr scalar_t kInf = std::numeric_limits<scalar_t>::infinity();
+template <typename scalar_t>
+constexpr scalar_t kNaN = std::numeric_limits<scalar_t>::quiet_NaN();
+
+// A row whose largest logit is +inf or NaN (or whose logits are all -inf) has no number for a loss: NaN,
+// with a NaN gradient, as F.cross_entropy gives. (-inf logits elsewhere are fine: masked classes.)
+template <typename scalar_t>
+bool finite_max(scalar_t max_h) {
+  return max_h < kInf<scalar_t> && max_h > -kInf<scalar_t>;
 }
 
 // Targets are checked up front (cheap, B reads) so that the error names the offending row. An out-of-range
@@ -70,6 +87,12 @@ template <typename scalar_t>
 void ignore_row(scalar_t* loss, scalar_t* g, int64_t C) {
   *loss = scalar_t(0);
   std::fill(g, g + C, scalar_t(0));
+}
+
+template <typename scalar_t>
+void nan_row(scalar_t* loss, scalar_t* g, int64_t C) {
+  *loss = kNaN<scalar_t>;
+  std::fill(g, g + C, kNaN<scalar_t>);
 }
 
 // Vector access to a row of C elements, W = Vec::size() at a time; the last vector is partial when W does
@@ -115,31 +138,71 @@ scalar_t reduce_sum(const Vectorized<scalar_t>& v) {
   return at::vec::vec_reduce_all<scalar_t>([](auto& a, auto& b) { return a + b; }, v);
 }
 
-// The forward correction with one exp per element instead of two, given T_t = exp(log_T_t) (computed once
-// per call when C <= B, so at most one B x C buffer): with e = exp(h - max h),
+// What a kernel call reads and writes; pointers of optional inputs are null when absent.
+template <typename scalar_t>
+struct Args {
+  const scalar_t* h;       // logits (B, C)
+  const int64_t* y;        // targets (B,)
+  const scalar_t* table;   // log_T_t (forward) or T_inv (backward), (C, C)
+  const scalar_t* T_t;     // forward: exp(log_T_t), (C, C), for the one-exp path; or null
+  const scalar_t* weight;  // (C,) class weights, or null (all 1)
+  const scalar_t* offset;  // backward: (C,) added to every table row, or null (all 0)
+  const scalar_t* row_grad;  // (B,) incoming gradient of per-row losses (table gradient, reduction none)
+  scalar_t* loss;          // (B,) per-row losses
+  scalar_t* grad;          // (B, C) d loss / d logits
+  int64_t B, C, ignore_index;
+  scalar_t scale;  // 1 / (sum of the weights of the rows not ignored) for a mean, else 1
+
+  const scalar_t* logits_end() const { return h + B * C; }
+  const scalar_t* table_end() const { return table + C * C; }
+  scalar_t class_weight(int64_t cls) const { return weight != nullptr ? weight[cls] : scalar_t(1); }
+};
+
+// ---- forward correction ---------------------------------------------------------------------------
+//
+// loss = w_y (lse(h) - lse(h + log T[:, y])), grad = s (softmax(h) - softmax(h + log T[:, y])) with
+// s = w_y * scale. Table gradients (kAcc), accumulated into `acc` (row y of the table's gradient):
+//   kAccLog:  d loss / d log T[j, y] = -s r_j,        r = softmax(h + log T[:, y])  (bounded, in [0, 1])
+//   kAccProb: d loss / d T[j, y]     = -s p_j / q_y,  p = softmax(h), q_y = sum_j T[j, y] p_j
+enum Acc { kAccNone = 0, kAccLog = 1, kAccProb = 2 };
+
+// The forward correction with one exp per element instead of two, given the column T[:, y]: with
+// e = exp(h - max h),
 //   q_y = sum_j T[j, y] e_j / sum_j e_j,   grad = e / sum e - e T[:, y] / sum_j T[j, y] e_j.
 // It drops the terms whose e_j underflows, which is exact to round-off only while sum_j T[j, y] e_j stays
 // far above the underflow threshold (>= kFastMin; a dropped term is then < e^-48 of it). Otherwise the row
-// returns false and takes the log-space path.
+// returns false and takes the log-space path, as does a row without a finite maximum.
 template <typename scalar_t>
 scalar_t fast_path_min() {
   return std::exp(scalar_t(0.45) * std::log(std::numeric_limits<scalar_t>::min()));
 }
 
-template <typename scalar_t>
+// Rows visited out of memory order (grouped by class) hand the next row's logits and gradient as `next_h`
+// and `next_g`: a line of each is prefetched per vector of the exp sweep, spread over the row's work (the
+// hardware prefetcher follows streams within a page, not jumps between rows).
+template <typename scalar_t, int kAcc>
 bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                       const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
-                      scalar_t fast_min, scalar_t scale) {
+                      scalar_t fast_min, scalar_t scale, scalar_t w, scalar_t* acc, const scalar_t* next_h = nullptr,
+                      scalar_t* next_g = nullptr) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
+  constexpr int64_t kLine = 64 / sizeof(scalar_t);
   const int64_t C = row.C;
-  const Vec minus_inf(-std::numeric_limits<scalar_t>::infinity()), zero(0);
+  const Vec minus_inf(-kInf<scalar_t>), zero(0);
   Vec vmax = minus_inf;
   for (int64_t j = 0; j < C; j += W) vmax = at::vec::maximum(vmax, row.load(h, j, minus_inf, logits_end));
   const scalar_t max_h = reduce_max(vmax);
+  if (!finite_max(max_h)) return false;
   const Vec vm(max_h);
   Vec vsum_h(0), vsum_q(0);
   for (int64_t j = 0; j < C; j += W) {
+    if constexpr (kAcc != kAccNone) {
+      if (next_h != nullptr && j % kLine == 0) {
+        __builtin_prefetch(next_h + j, 0, 3);
+        __builtin_prefetch(next_g + j, 1, 3);
+      }
+    }
     const Vec e = vexp(row.load(h, j, minus_inf, logits_end) - vm);
     e.store(e_h + j);
     vsum_h += e;
@@ -148,136 +211,114 @@ bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, sca
   const scalar_t sum_h = reduce_sum(vsum_h), sum_q = reduce_sum(vsum_q);
   if (!(sum_q >= fast_min)) return false;
   const Vec vinv_h(scale / sum_h), vinv_q(scale / sum_q);
+  const scalar_t* acc_end = acc + C;
   for (int64_t j = 0; j < C; j += W) {
-    row.store(Vec::loadu(e_h + j) * (vinv_h - row.load(T_col, j, zero, table_end) * vinv_q), g, j);
+    const Vec e = Vec::loadu(e_h + j), t = row.load(T_col, j, zero, table_end);
+    if constexpr (kAcc == kAccNone) {
+      row.store(e * (vinv_h - t * vinv_q), g, j);
+    } else if constexpr (kAcc == kAccLog) {
+      const Vec r = e * t * vinv_q;  // s r_j
+      row.store(e * vinv_h - r, g, j);
+      row.store(row.load(acc, j, zero, acc_end) - r, acc, j);
+    } else {
+      const Vec pq = e * vinv_q;  // s p_j / q_y
+      row.store(e * vinv_h - pq * t, g, j);
+      row.store(row.load(acc, j, zero, acc_end) - pq, acc, j);
+    }
   }
-  *loss = forward_loss(max_h + std::log(sum_h), max_h + std::log(sum_q));
+  *loss = w * forward_loss(max_h + std::log(sum_h), max_h + std::log(sum_q));
   return true;
 }
 
-// Forward correction for rows [begin, end) of the B x C logits; three sweeps over a row that stays in cache,
+// The forward correction of one row in log space; three sweeps over a row that stays in cache,
 //   1. maxima of h and of h + log T[:, y];
 //   2. exp(h - max) and exp(h + log T[:, y] - max') into two scratch rows, and their sums;
-//   3. gradient = scale * (softmax(h) - softmax(h + log T[:, y])).
-// Working in log space keeps the loss exact where T has zeros (log 0 = -inf, exp(-inf) = 0), with no
-// clipping of probabilities. Padding lanes hold -inf, so they add exp(-inf) = 0 to the sums.
-template <typename scalar_t>
-void forward_rows(const scalar_t* logits, const int64_t* target, const scalar_t* log_T_t, const scalar_t* T_t,
-                  scalar_t* loss, scalar_t* grad, int64_t begin, int64_t end, int64_t B, int64_t C,
-                  int64_t ignore_index, scalar_t scale) {
+//   3. gradient = s (softmax(h) - softmax(h + log T[:, y])).
+// Exact where T has zeros (log 0 = -inf, exp(-inf) = 0), with no clipping of probabilities. Padding lanes
+// hold -inf, so they add exp(-inf) = 0 to the sums.
+template <typename scalar_t, int kAcc>
+void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_t* loss, scalar_t* e_h,
+                     scalar_t* e_q, const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
+                     scalar_t scale, scalar_t w, scalar_t* acc) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  constexpr scalar_t inf = std::numeric_limits<scalar_t>::infinity();
+  const int64_t C = row.C;
+  const Vec minus_inf(-kInf<scalar_t>), zero(0);
+  const scalar_t* acc_end = acc + C;
+
+  Vec vmax_h(-kInf<scalar_t>), vmax_q(-kInf<scalar_t>);
+  for (int64_t j = 0; j < C; j += W) {
+    const Vec hv = row.load(h, j, minus_inf, logits_end);
+    vmax_h = at::vec::maximum(vmax_h, hv);
+    vmax_q = at::vec::maximum(vmax_q, hv + row.load(lt, j, minus_inf, table_end));
+  }
+  const scalar_t max_h = reduce_max(vmax_h), max_q = reduce_max(vmax_q);
+  if (!finite_max(max_h) || max_q == -kInf<scalar_t>) {
+    // No finite maximum: NaN. Or column y of T is all zero: the observed label is impossible under T, the
+    // loss is +inf and its gradient undefined.
+    nan_row(loss, g, C);
+    if (finite_max(max_h)) *loss = kInf<scalar_t>;
+    if constexpr (kAcc != kAccNone) std::fill(acc, acc + C, kNaN<scalar_t>);
+    return;
+  }
+
+  Vec vsum_h(0), vsum_q(0);
+  const Vec vmh(max_h), vmq(max_q);
+  for (int64_t j = 0; j < C; j += W) {
+    const Vec hv = row.load(h, j, minus_inf, logits_end);
+    const Vec eh = vexp(hv - vmh);
+    const Vec eq = vexp(hv + row.load(lt, j, minus_inf, table_end) - vmq);
+    eh.store(e_h + j);
+    eq.store(e_q + j);
+    vsum_h += eh;
+    vsum_q += eq;
+  }
+  const scalar_t sum_h = reduce_sum(vsum_h), sum_q = reduce_sum(vsum_q);
+
+  const Vec vinv_h(scale / sum_h), vinv_q(scale / sum_q);
+  for (int64_t j = 0; j < C; j += W) {
+    const Vec r = Vec::loadu(e_q + j) * vinv_q;  // s r_j
+    row.store(Vec::loadu(e_h + j) * vinv_h - r, g, j);
+    if constexpr (kAcc == kAccLog) {
+      row.store(row.load(acc, j, zero, acc_end) - r, acc, j);
+    } else if constexpr (kAcc == kAccProb) {
+      // s p_j / q_y = s exp(h_j - lse(h + log T[:, y])): its own exp (rows on this path are rare)
+      const Vec pq = vexp(row.load(h, j, minus_inf, logits_end) - vmq) * vinv_q;
+      row.store(row.load(acc, j, zero, acc_end) - pq, acc, j);
+    }
+  }
+
+  *loss = w * forward_loss(LogSumExp<scalar_t>{max_h, sum_h}.value(), LogSumExp<scalar_t>{max_q, sum_q}.value());
+}
+
+// Forward correction for rows [begin, end) of the B x C logits, row by row.
+template <typename scalar_t>
+void forward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C;
   const Row<scalar_t> row(C);
-  const Vec minus_inf(-inf);
-  const scalar_t* logits_end = logits + B * C;
-  const scalar_t* table_end = log_T_t + C * C;
   std::vector<scalar_t> scratch(2 * (C + W));  // padded: whole-vector access, never out of bounds
   scalar_t* e_h = scratch.data();
   scalar_t* e_q = e_h + C + W;
   const scalar_t fast_min = fast_path_min<scalar_t>();
 
   for (int64_t i = begin; i < end; ++i) {
-    const scalar_t* h = logits + i * C;
-    scalar_t* g = grad + i * C;
-    const int64_t y = target[i];
-    if (y == ignore_index) {
-      ignore_row(loss + i, g, C);
+    const scalar_t* h = a.h + i * C;
+    scalar_t* g = a.grad + i * C;
+    const int64_t y = a.y[i];
+    if (y == a.ignore_index) {
+      ignore_row(a.loss + i, g, C);
       continue;
     }
-    if (T_t != nullptr &&
-        forward_row_fast(h, T_t + y * C, g, loss + i, e_h, row, logits_end, T_t + C * C, fast_min, scale)) {
+    const scalar_t w = a.class_weight(y), s = a.scale * w;
+    if (a.T_t != nullptr && forward_row_fast<scalar_t, kAccNone>(h, a.T_t + y * C, g, a.loss + i, e_h, row,
+                                                                    a.logits_end(), a.T_t + C * C, fast_min, s,
+                                                                    w, nullptr)) {
       continue;
     }
-    const scalar_t* lt = log_T_t + y * C;
-
-    Vec vmax_h(-inf), vmax_q(-inf);
-    for (int64_t j = 0; j < C; j += W) {
-      const Vec hv = row.load(h, j, minus_inf, logits_end);
-      vmax_h = at::vec::maximum(vmax_h, hv);
-      vmax_q = at::vec::maximum(vmax_q, hv + row.load(lt, j, minus_inf, table_end));
-    }
-    const scalar_t max_h = reduce_max(vmax_h), max_q = reduce_max(vmax_q);
-    if (max_q == -inf) {
-      // Column y of T is all zero: the observed label is impossible under T. The loss is +inf and its
-      // gradient undefined.
-      loss[i] = inf;
-      std::fill(g, g + C, std::numeric_limits<scalar_t>::quiet_NaN());
-      continue;
-    }
-
-    Vec vsum_h(0), vsum_q(0);
-    const Vec vmh(max_h), vmq(max_q);
-    for (int64_t j = 0; j < C; j += W) {
-      const Vec hv = row.load(h, j, minus_inf, logits_end);
-      const Vec eh = vexp(hv - vmh);
-      const Vec eq = vexp(hv + row.load(lt, j, minus_inf, table_end) - vmq);
-      eh.store(e_h + j);
-      eq.store(e_q + j);
-      vsum_h += eh;
-      vsum_q += eq;
-    }
-    const scalar_t sum_h = reduce_sum(vsum_h), sum_q = reduce_sum(vsum_q);
-
-    const Vec vinv_h(scale / sum_h), vinv_q(scale / sum_q);
-    for (int64_t j = 0; j < C; j += W) {
-      row.store(Vec::loadu(e_h + j) * vinv_h - Vec::loadu(e_q + j) * vinv_q, g, j);
-    }
-
-    loss[i] = forward_loss(LogSumExp<scalar_t>{max_h, sum_h}.value(), LogSumExp<scalar_t>{max_q, sum_q}.value());
-  }
-}
-
-// Backward correction for rows [begin, end): (1) max of h; (2) exp(h - max) into a scratch row, its sum,
-// sum_k Tinv[y,k] and sum_k Tinv[y,k] (h_k - max); (3) gradient = scale (softmax(h) sum_k Tinv[y,k] - Tinv[y]).
-// Padding lanes: h = -inf for the exp (adds 0), Tinv = 0 and h - max = 0 for the sums.
-template <typename scalar_t>
-void backward_rows(const scalar_t* logits, const int64_t* target, const scalar_t* T_inv, scalar_t* loss,
-                   scalar_t* grad, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ignore_index,
-                   scalar_t scale) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  constexpr scalar_t inf = std::numeric_limits<scalar_t>::infinity();
-  const Row<scalar_t> row(C);
-  const Vec minus_inf(-inf), zero(0);
-  const scalar_t* logits_end = logits + B * C;
-  const scalar_t* table_end = T_inv + C * C;
-  std::vector<scalar_t> scratch(C + W);
-  scalar_t* e = scratch.data();
-
-  for (int64_t i = begin; i < end; ++i) {
-    const scalar_t* h = logits + i * C;
-    scalar_t* g = grad + i * C;
-    const int64_t y = target[i];
-    if (y == ignore_index) {
-      ignore_row(loss + i, g, C);
-      continue;
-    }
-    const scalar_t* ti = T_inv + y * C;
-
-    Vec vmax(-inf);
-    for (int64_t j = 0; j < C; j += W) vmax = at::vec::maximum(vmax, row.load(h, j, minus_inf, logits_end));
-    const scalar_t max_h = reduce_max(vmax);
-
-    Vec vsum(0), vtsum(0), vdot(0);
-    const Vec vm(max_h);
-    for (int64_t j = 0; j < C; j += W) {
-      const Vec s = row.load(h, j, vm, logits_end) - vm;
-      const Vec t = row.load(ti, j, zero, table_end);
-      const Vec ex = vexp(row.load(h, j, minus_inf, logits_end) - vm);
-      ex.store(e + j);
-      vsum += ex;
-      vtsum += t;
-      vdot = at::vec::fmadd(t, s, vdot);
-    }
-    const scalar_t sum = reduce_sum(vsum), tsum = reduce_sum(vtsum), dot = reduce_sum(vdot);
-
-    const Vec vsoftmax_scale(scale * tsum / sum), vscale(scale);
-    for (int64_t j = 0; j < C; j += W) {
-      row.store(Vec::loadu(e + j) * vsoftmax_scale - row.load(ti, j, zero, table_end) * vscale, g, j);
-    }
-
-    loss[i] = backward_loss(std::log(sum), tsum, dot);
+    forward_row_log<scalar_t, kAccNone>(h, a.table + y * C, g, a.loss + i, e_h, e_q, row, a.logits_end(),
+                                        a.table_end(), s, w, nullptr);
   }
 }
 
@@ -291,33 +332,42 @@ struct Tile {
   using Vec = Vectorized<scalar_t>;
   static constexpr int64_t W = Vec::size();
   alignas(64) scalar_t h[kTileMaxC * W];    // h[j * W + r] = logits[row r, class j]
-  alignas(64) scalar_t t[kTileMaxC * W];    // t[j * W + r] = table[y_r, j]
+  alignas(64) scalar_t t[kTileMaxC * W];    // t[j * W + r] = table[y_r, j] (backward: with offset, weight)
   alignas(64) scalar_t e[2][kTileMaxC * W];  // exps, then the gradient in e[0]
   alignas(64) scalar_t loss[W];
   alignas(64) scalar_t sum_q[W];  // forward: sum_j T[j, y] e_j, to spot rows for the log-space path
+  alignas(64) scalar_t max_h[W];  // rows without a finite maximum are NaN
+  alignas(64) scalar_t w[W];      // forward: the weight of each row's class (1 without weights)
 
   // Rows with target == ignore_index read table row 0 here and are overwritten in store().
-  void load(const scalar_t* logits, const int64_t* target, const scalar_t* table, int64_t i0, int64_t C,
-            int64_t ignore_index) {
+  template <bool kOffset = false, bool kWeight = false>
+  void load(const Args<scalar_t>& a, const scalar_t* table, int64_t i0) {
+    const int64_t C = a.C;
     for (int64_t r = 0; r < W; ++r) {
-      const int64_t y = target[i0 + r] == ignore_index ? 0 : target[i0 + r];
-      const scalar_t* hr = logits + (i0 + r) * C;
+      const int64_t y = a.y[i0 + r] == a.ignore_index ? 0 : a.y[i0 + r];
+      const scalar_t* hr = a.h + (i0 + r) * C;
       const scalar_t* tr = table + y * C;
       for (int64_t j = 0; j < C; ++j) {
         h[j * W + r] = hr[j];
-        t[j * W + r] = tr[j];
+        scalar_t tv = tr[j];
+        if constexpr (kOffset) tv += a.offset[j];
+        if constexpr (kWeight) tv *= a.weight[j];
+        t[j * W + r] = tv;
       }
+      w[r] = a.class_weight(y);
     }
   }
 
-  void store(scalar_t* loss_out, scalar_t* grad, const int64_t* target, int64_t i0, int64_t C,
-             int64_t ignore_index) const {
+  void store(const Args<scalar_t>& a, int64_t i0) const {
+    const int64_t C = a.C;
     for (int64_t r = 0; r < W; ++r) {
-      scalar_t* g = grad + (i0 + r) * C;
-      if (target[i0 + r] == ignore_index) {
-        ignore_row(loss_out + i0 + r, g, C);
+      scalar_t* g = a.grad + (i0 + r) * C;
+      if (a.y[i0 + r] == a.ignore_index) {
+        ignore_row(a.loss + i0 + r, g, C);
+      } else if (!finite_max(max_h[r])) {
+        nan_row(a.loss + i0 + r, g, C);
       } else {
-        loss_out[i0 + r] = loss[r];
+        a.loss[i0 + r] = loss[r];
         for (int64_t j = 0; j < C; ++j) g[j] = e[0][j * W + r];
       }
     }
@@ -325,12 +375,14 @@ struct Tile {
 };
 
 // forward_row_fast for a tile (tile.t holds T[:, y] here, not its log); tile.sum_q gets sum_j T[j, y] e_j.
-template <typename scalar_t>
-void forward_tile_fast(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
+// Returns whether every lane is done: a finite maximum and sum_q >= fast_min (else forward_all redoes it).
+template <typename scalar_t, bool kWeighted>
+bool forward_tile_fast(Tile<scalar_t>& tile, int64_t C, scalar_t scale, scalar_t fast_min) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  Vec max_h(-std::numeric_limits<scalar_t>::infinity());
+  Vec max_h(-kInf<scalar_t>);
   for (int64_t j = 0; j < C; ++j) max_h = at::vec::maximum(max_h, Vec::loadu(tile.h + j * W));
+  max_h.store(tile.max_h);
   Vec sum_h(0), sum_q(0);
   for (int64_t j = 0; j < C; ++j) {
     const Vec e = vexp(Vec::loadu(tile.h + j * W) - max_h);
@@ -338,52 +390,194 @@ void forward_tile_fast(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
     sum_h += e;
     sum_q = at::vec::fmadd(e, Vec::loadu(tile.t + j * W), sum_q);
   }
-  const Vec inv_h = Vec(scale) / sum_h, inv_q = Vec(scale) / sum_q;
+  Vec s(scale);
+  if constexpr (kWeighted) s = s * Vec::loadu(tile.w);
+  const Vec inv_h = s / sum_h, inv_q = s / sum_q;
   for (int64_t j = 0; j < C; ++j) {
     (Vec::loadu(tile.e[0] + j * W) * (inv_h - Vec::loadu(tile.t + j * W) * inv_q)).store(tile.e[0] + j * W);
   }
-  (sum_h.log() - sum_q.log()).store(tile.loss);
+  if constexpr (kWeighted) {
+    ((sum_h.log() - sum_q.log()) * Vec::loadu(tile.w)).store(tile.loss);
+  } else {
+    (sum_h.log() - sum_q.log()).store(tile.loss);
+  }
   sum_q.store(tile.sum_q);
+  // all lanes fast: sum_q >= fast_min (false for NaN) and a finite maximum
+  const Vec inf(kInf<scalar_t>);
+  const Vec ok = (sum_q >= Vec(fast_min)) & (max_h < inf) & (max_h > -inf);
+  alignas(64) scalar_t bits[W];
+  ok.store(bits);
+  for (int64_t r = 0; r < W; ++r) {
+    if (bits[r] == scalar_t(0)) return false;  // a lane's mask is 0 (false) or all ones (NaN as a float)
+  }
+  return true;
 }
 
 // Forward correction of rows [begin, end): tiles of W rows when C is small, the rest row by row; a row
-// of a tile that needs the log-space path is redone by forward_rows.
+// of a tile that needs the log-space path is redone by forward_rows (rows without a finite maximum are NaN
+// already).
 template <typename scalar_t>
-void forward_all(const scalar_t* h, const int64_t* y, const scalar_t* log_T_t, const scalar_t* T_t, scalar_t* l,
-                 scalar_t* g, int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig, scalar_t scale) {
+void forward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
   constexpr int64_t W = Vectorized<scalar_t>::size();
-  if (T_t != nullptr && C <= kTileMaxC) {
+  if (a.T_t != nullptr && a.C <= kTileMaxC) {
     const scalar_t fast_min = fast_path_min<scalar_t>();
     Tile<scalar_t> tile;
     for (; begin + W <= end; begin += W) {
-      tile.load(h, y, T_t, begin, C, ig);
-      forward_tile_fast(tile, C, scale);
-      tile.store(l, g, y, begin, C, ig);
+      tile.load(a, a.T_t, begin);
+      const bool all_fast = a.weight != nullptr ? forward_tile_fast<scalar_t, true>(tile, a.C, a.scale, fast_min)
+                                                : forward_tile_fast<scalar_t, false>(tile, a.C, a.scale, fast_min);
+      tile.store(a, begin);
+      if (all_fast) continue;
       for (int64_t r = 0; r < W; ++r) {
-        if (y[begin + r] != ig && !(tile.sum_q[r] >= fast_min)) {
-          forward_rows<scalar_t>(h, y, log_T_t, nullptr, l, g, begin + r, begin + r + 1, B, C, ig, scale);
+        const int64_t i = begin + r;
+        if (a.y[i] != a.ignore_index && finite_max(tile.max_h[r]) && !(tile.sum_q[r] >= fast_min)) {
+          forward_rows<scalar_t>(a, i, i + 1);
         }
       }
     }
   }
-  forward_rows<scalar_t>(h, y, log_T_t, T_t, l, g, begin, end, B, C, ig, scale);
+  forward_rows<scalar_t>(a, begin, end);
+}
+
+// Prefetches a row of logits (to read) and of the gradient (to write), a cache line at a time.
+template <typename scalar_t>
+void prefetch_row(const scalar_t* h, scalar_t* g, int64_t C) {
+  constexpr int64_t kLine = 64 / sizeof(scalar_t);
+  for (int64_t j = 0; j < C; j += kLine) {
+    __builtin_prefetch(h + j, 0, 3);
+    __builtin_prefetch(g + j, 1, 3);
+  }
+}
+
+// Forward correction with the gradient with respect to the table, for the rows of classes [c_begin, c_end):
+// the rows of class y (ascending, `order[start[y]] ...`) are done one after the other by one thread, which
+// adds their table gradients into row y of `grad_table` in that order. The same bits for any number of
+// threads.
+template <typename scalar_t, int kAcc>
+void forward_classes(const Args<scalar_t>& a, const int64_t* order, const int64_t* start, scalar_t* grad_table,
+                     int64_t c_begin, int64_t c_end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C;
+  const Row<scalar_t> row(C);
+  std::vector<scalar_t> scratch(2 * (C + W));
+  scalar_t* e_h = scratch.data();
+  scalar_t* e_q = e_h + C + W;
+  const scalar_t fast_min = fast_path_min<scalar_t>();
+  for (int64_t y = c_begin; y < c_end; ++y) {
+    scalar_t* acc = grad_table + y * C;
+    std::fill(acc, acc + C, scalar_t(0));
+    const scalar_t w = a.class_weight(y);
+    for (int64_t k = start[y]; k < start[y + 1]; ++k) {
+      const int64_t i = order[k];
+      const scalar_t* h = a.h + i * C;
+      scalar_t* g = a.grad + i * C;
+      // Rows come in class order, not memory order: the next one's logits and gradient are fetched while
+      // this one is computed (forward_row_fast), which the hardware prefetcher would not.
+      const bool more = k + 1 < start[c_end];
+      const scalar_t s = a.scale * w * (a.row_grad != nullptr ? a.row_grad[i] : scalar_t(1));
+      if (a.T_t != nullptr && forward_row_fast<scalar_t, kAcc>(h, a.T_t + y * C, g, a.loss + i, e_h, row,
+                                                                 a.logits_end(), a.T_t + C * C, fast_min, s, w,
+                                                                 acc, more ? a.h + order[k + 1] * C : nullptr,
+                                                                 more ? a.grad + order[k + 1] * C : nullptr)) {
+        continue;
+      }
+      if (more) prefetch_row(a.h + order[k + 1] * C, a.grad + order[k + 1] * C, C);
+      forward_row_log<scalar_t, kAcc>(h, a.table + y * C, g, a.loss + i, e_h, e_q, row, a.logits_end(),
+                                      a.table_end(), s, w, acc);
+    }
+  }
+}
+
+// ---- backward correction --------------------------------------------------------------------------
+//
+// loss = sum_j t_j (lse(h) - h_j), grad = s (softmax(h) sum_j t_j - t) with t = table[y] (+ offset)
+// (* weight, element-wise) and s = scale. A term with t_j = 0 is 0 whatever h_j: a logit of -inf (a
+// masked class) adds nothing, not 0 * inf = NaN.
+
+// Backward correction for rows [begin, end): (1) max of h; (2) exp(h - max) into a scratch row, its sum,
+// sum_k t_k and sum_k t_k (h_k - max); (3) gradient = scale (softmax(h) sum_k t_k - t).
+// Padding lanes: h = -inf for the exp (adds 0), t = 0 and h - max = 0 for the sums.
+template <typename scalar_t, bool kOffset, bool kWeight>
+void backward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C;
+  const Row<scalar_t> row(C);
+  const Vec minus_inf(-kInf<scalar_t>), zero(0);
+  const scalar_t* logits_end = a.logits_end();
+  const scalar_t* table_end = a.table_end();
+  std::vector<scalar_t> scratch(C + W);
+  scalar_t* e = scratch.data();
+  const scalar_t scale = a.scale;
+
+  for (int64_t i = begin; i < end; ++i) {
+    const scalar_t* h = a.h + i * C;
+    scalar_t* g = a.grad + i * C;
+    const int64_t y = a.y[i];
+    if (y == a.ignore_index) {
+      ignore_row(a.loss + i, g, C);
+      continue;
+    }
+    const scalar_t* ti = a.table + y * C;
+    auto table_row = [&](int64_t j) {
+      Vec t = row.load(ti, j, zero, table_end);
+      if constexpr (kOffset) t = t + row.load(a.offset, j, zero, a.offset + C);
+      if constexpr (kWeight) t = t * row.load(a.weight, j, zero, a.weight + C);
+      return t;
+    };
+
+    Vec vmax(-kInf<scalar_t>);
+    for (int64_t j = 0; j < C; j += W) vmax = at::vec::maximum(vmax, row.load(h, j, minus_inf, logits_end));
+    const scalar_t max_h = reduce_max(vmax);
+    if (!finite_max(max_h)) {
+      nan_row(a.loss + i, g, C);
+      continue;
+    }
+
+    Vec vsum(0), vtsum(0), vdot(0);
+    const Vec vm(max_h);
+    for (int64_t j = 0; j < C; j += W) {
+      const Vec t = table_row(j);
+      const Vec s = Vec::blendv(row.load(h, j, vm, logits_end) - vm, zero, t == zero);
+      const Vec ex = vexp(row.load(h, j, minus_inf, logits_end) - vm);
+      ex.store(e + j);
+      vsum += ex;
+      vtsum += t;
+      vdot = at::vec::fmadd(t, s, vdot);
+    }
+    const scalar_t sum = reduce_sum(vsum), tsum = reduce_sum(vtsum), dot = reduce_sum(vdot);
+
+    const Vec vsoftmax_scale(scale * tsum / sum), vscale(scale);
+    for (int64_t j = 0; j < C; j += W) {
+      if constexpr (!kOffset && !kWeight) {
+        row.store(Vec::loadu(e + j) * vsoftmax_scale - row.load(ti, j, zero, table_end) * vscale, g, j);
+      } else {
+        row.store(Vec::loadu(e + j) * vsoftmax_scale - table_row(j) * vscale, g, j);
+      }
+    }
+
+    a.loss[i] = backward_loss(std::log(sum), tsum, dot);
+  }
 }
 
 template <typename scalar_t>
 void backward_tile(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  Vec max_h(-std::numeric_limits<scalar_t>::infinity());
+  const Vec zero(0);
+  Vec max_h(-kInf<scalar_t>);
   for (int64_t j = 0; j < C; ++j) max_h = at::vec::maximum(max_h, Vec::loadu(tile.h + j * W));
+  max_h.store(tile.max_h);
   Vec sum(0), tsum(0), dot(0);
   for (int64_t j = 0; j < C; ++j) {
-    const Vec s = Vec::loadu(tile.h + j * W) - max_h;
+    const Vec d = Vec::loadu(tile.h + j * W) - max_h;
     const Vec t = Vec::loadu(tile.t + j * W);
-    const Vec e = vexp(s);
+    const Vec e = vexp(d);
     e.store(tile.e[0] + j * W);
     sum += e;
     tsum += t;
-    dot = at::vec::fmadd(t, s, dot);
+    dot = at::vec::fmadd(t, Vec::blendv(d, zero, t == zero), dot);
   }
   const Vec softmax_scale = Vec(scale) * tsum / sum, vscale(scale);
   for (int64_t j = 0; j < C; ++j) {
@@ -393,95 +587,595 @@ void backward_tile(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
 }
 
 // Backward correction of rows [begin, end): tiles of W rows when C is small, the rest row by row.
-template <typename scalar_t>
-void backward_all(const scalar_t* h, const int64_t* y, const scalar_t* T_inv, scalar_t* l, scalar_t* g,
-                  int64_t begin, int64_t end, int64_t B, int64_t C, int64_t ig, scalar_t scale) {
+template <typename scalar_t, bool kOffset, bool kWeight>
+void backward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
   constexpr int64_t W = Vectorized<scalar_t>::size();
-  if (C <= kTileMaxC) {
+  if (a.C <= kTileMaxC) {
     Tile<scalar_t> tile;
     for (; begin + W <= end; begin += W) {
-      tile.load(h, y, T_inv, begin, C, ig);
-      backward_tile(tile, C, scale);
-      tile.store(l, g, y, begin, C, ig);
+      tile.template load<kOffset, kWeight>(a, a.table, begin);
+      backward_tile(tile, a.C, a.scale);
+      tile.store(a, begin);
     }
   }
-  backward_rows<scalar_t>(h, y, T_inv, l, g, begin, end, B, C, ig, scale);
+  backward_rows<scalar_t, kOffset, kWeight>(a, begin, end);
 }
 
-template <typename RowFn>
-std::tuple<at::Tensor, at::Tensor> corrected_ce(const at::Tensor& logits, const at::Tensor& target,
-                                                const at::Tensor& table, int64_t ignore_index, int64_t reduction,
-                                                const char* table_name, RowFn row_fn_tag) {
-  check_loss_inputs(logits, target, table, reduction, table_name);
+// ---- K-dimensional inputs: logits (N, C, S), targets (N, S) ---------------------------------------------
+//
+// Position s of sample n has its C logits S apart, so W consecutive positions of one class are W contiguous
+// values: the transposed layout of the tiles above, in place. Each chunk of W positions is one vector per
+// class: every reduction over classes is element-wise, the gradient is stored as it is computed, and nothing
+// is copied to or from the (N, C, S) layout. A position that needs the log-space path (or is ignored, or
+// has no finite maximum) is finished on its own afterwards, gathered into a contiguous row.
+
+template <typename scalar_t>
+struct KdimScratch {
+  using Vec = Vectorized<scalar_t>;
+  static constexpr int64_t W = Vec::size();
+  explicit KdimScratch(int64_t C) : t(C * W), h(C * W), g(C * W), row(2 * (C + W)), grow(2 * (C + W)) {}
+  std::vector<scalar_t> t;     // t[j * W + r] = table value of class j for lane r's target
+  std::vector<scalar_t> h, g;  // a partial chunk's logits and gradient, padded to W lanes
+  std::vector<scalar_t> row, grow;  // one position's logits / gradient, contiguous (log-space path)
+};
+
+// The W positions [s0, s0 + lanes) of sample n: where their logits and gradients live (the chunk itself, or
+// the padded scratch for the last, partial chunk of a row of positions) and their targets.
+template <typename scalar_t>
+struct KdimChunk {
+  const scalar_t* h;  // class j of lane r at h[j * stride + r]
+  scalar_t* g;
+  int64_t stride, lanes;
+  const scalar_t* h_mem;  // the chunk in memory: class j of lane r at h_mem[j * S + r]
+  scalar_t* g_mem;
+  const int64_t* y;
+  scalar_t* loss;
+};
+
+template <typename scalar_t>
+KdimChunk<scalar_t> kdim_chunk(const Args<scalar_t>& a, int64_t S, int64_t n, int64_t s0, KdimScratch<scalar_t>& k) {
+  constexpr int64_t W = KdimScratch<scalar_t>::W;
+  const int64_t C = a.C, lanes = std::min<int64_t>(W, S - s0);
+  KdimChunk<scalar_t> c{};
+  c.h_mem = a.h + n * C * S + s0;
+  c.g_mem = a.grad + n * C * S + s0;
+  c.y = a.y + n * S + s0;
+  c.loss = a.loss + n * S + s0;
+  c.lanes = lanes;
+  if (lanes == W) {
+    c.h = c.h_mem;
+    c.g = c.g_mem;
+    c.stride = S;
+  } else {
+    for (int64_t j = 0; j < C; ++j) {
+      for (int64_t r = 0; r < W; ++r) k.h[j * W + r] = r < lanes ? c.h_mem[j * S + r] : scalar_t(0);
+    }
+    c.h = k.h.data();
+    c.g = k.g.data();
+    c.stride = W;
+  }
+  return c;
+}
+
+// Copies a partial chunk's gradient to memory.
+template <typename scalar_t>
+void kdim_store(const KdimChunk<scalar_t>& c, int64_t C, int64_t S) {
+  constexpr int64_t W = KdimScratch<scalar_t>::W;
+  if (c.g == c.g_mem) return;
+  for (int64_t j = 0; j < C; ++j) {
+    for (int64_t r = 0; r < c.lanes; ++r) c.g_mem[j * S + r] = c.g[j * W + r];
+  }
+}
+
+// One position (lane r of a chunk) through a row function: gathered into a contiguous row, its gradient
+// scattered back.
+template <typename scalar_t, typename RowFn>
+void kdim_position(const KdimChunk<scalar_t>& c, int64_t r, int64_t C, int64_t S, KdimScratch<scalar_t>& k,
+                   const RowFn& row_fn) {
+  for (int64_t j = 0; j < C; ++j) k.row[j] = c.h_mem[j * S + r];
+  row_fn(k.row.data(), k.grow.data(), c.loss + r, k.row.data() + k.row.size());
+  for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = k.grow[j];
+}
+
+template <typename scalar_t>
+void kdim_ignore(const KdimChunk<scalar_t>& c, int64_t r, int64_t C, int64_t S, bool nan) {
+  const scalar_t v = nan ? kNaN<scalar_t> : scalar_t(0);
+  c.loss[r] = v;
+  for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = v;
+}
+
+// The forward correction of K-dimensional logits with the one-exp path (a.T_t, required), chunk by chunk.
+template <typename scalar_t>
+void forward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64_t unit_end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C, chunks = (S + W - 1) / W;
+  KdimScratch<scalar_t> k(C);
+  const Row<scalar_t> row(C);
+  const scalar_t fast_min = fast_path_min<scalar_t>();
+  alignas(64) scalar_t w[W], loss[W], sum_q[W], max_h[W];
+  for (int64_t u = unit_begin; u < unit_end; ++u) {
+    const int64_t n = u / chunks, s0 = (u % chunks) * W;
+    const KdimChunk<scalar_t> c = kdim_chunk(a, S, n, s0, k);
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t y = r < c.lanes && c.y[r] != a.ignore_index ? c.y[r] : 0;
+      const scalar_t* Tc = a.T_t + y * C;
+      for (int64_t j = 0; j < C; ++j) k.t[j * W + r] = Tc[j];
+      w[r] = a.class_weight(y);
+    }
+    Vec vmax(-kInf<scalar_t>);
+    for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(c.h + j * c.stride));
+    vmax.store(max_h);
+    Vec sum_h(0), vsum_q(0);
+    for (int64_t j = 0; j < C; ++j) {
+      const Vec e = vexp(Vec::loadu(c.h + j * c.stride) - vmax);
+      e.store(c.g + j * c.stride);
+      sum_h += e;
+      vsum_q = at::vec::fmadd(e, Vec::loadu(k.t.data() + j * W), vsum_q);
+    }
+    const Vec vw = Vec::loadu(w), sc = Vec(a.scale) * vw, inv_h = sc / sum_h, inv_q = sc / vsum_q;
+    for (int64_t j = 0; j < C; ++j) {
+      scalar_t* gj = c.g + j * c.stride;
+      (Vec::loadu(gj) * (inv_h - Vec::loadu(k.t.data() + j * W) * inv_q)).store(gj);
+    }
+    ((sum_h.log() - vsum_q.log()) * vw).store(loss);
+    vsum_q.store(sum_q);
+    kdim_store(c, C, S);
+    for (int64_t r = 0; r < c.lanes; ++r) {
+      const int64_t y = c.y[r];
+      if (y == a.ignore_index || !finite_max(max_h[r])) {
+        kdim_ignore(c, r, C, S, y != a.ignore_index);
+      } else if (sum_q[r] >= fast_min) {
+        c.loss[r] = loss[r];
+      } else {
+        kdim_position(c, r, C, S, k, [&](const scalar_t* h, scalar_t* g, scalar_t* l, const scalar_t* end) {
+          forward_row_log<scalar_t, kAccNone>(h, a.table + y * C, g, l, k.grow.data() + C + W, k.row.data() + C + W,
+                                              row, end, a.table_end(), a.scale * w[r], w[r], nullptr);
+        });
+      }
+    }
+  }
+}
+
+// The backward correction of K-dimensional logits, chunk by chunk.
+template <typename scalar_t, bool kOffset, bool kWeight>
+void backward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64_t unit_end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C, chunks = (S + W - 1) / W;
+  KdimScratch<scalar_t> k(C);
+  const Vec zero(0);
+  alignas(64) scalar_t loss[W], max_h[W];
+  for (int64_t u = unit_begin; u < unit_end; ++u) {
+    const int64_t n = u / chunks, s0 = (u % chunks) * W;
+    const KdimChunk<scalar_t> c = kdim_chunk(a, S, n, s0, k);
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t y = r < c.lanes && c.y[r] != a.ignore_index ? c.y[r] : 0;
+      const scalar_t* tr = a.table + y * C;
+      for (int64_t j = 0; j < C; ++j) {
+        scalar_t tv = tr[j];
+        if constexpr (kOffset) tv += a.offset[j];
+        if constexpr (kWeight) tv *= a.weight[j];
+        k.t[j * W + r] = tv;
+      }
+    }
+    Vec vmax(-kInf<scalar_t>);
+    for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(c.h + j * c.stride));
+    vmax.store(max_h);
+    Vec sum(0), tsum(0), dot(0);
+    for (int64_t j = 0; j < C; ++j) {
+      const Vec d = Vec::loadu(c.h + j * c.stride) - vmax;
+      const Vec t = Vec::loadu(k.t.data() + j * W);
+      const Vec e = vexp(d);
+      e.store(c.g + j * c.stride);
+      sum += e;
+      tsum += t;
+      dot = at::vec::fmadd(t, Vec::blendv(d, zero, t == zero), dot);
+    }
+    const Vec softmax_scale = Vec(a.scale) * tsum / sum, vscale(a.scale);
+    for (int64_t j = 0; j < C; ++j) {
+      scalar_t* gj = c.g + j * c.stride;
+      (Vec::loadu(gj) * softmax_scale - Vec::loadu(k.t.data() + j * W) * vscale).store(gj);
+    }
+    (tsum * sum.log() - dot).store(loss);
+    kdim_store(c, C, S);
+    for (int64_t r = 0; r < c.lanes; ++r) {
+      if (c.y[r] == a.ignore_index || !finite_max(max_h[r])) kdim_ignore(c, r, C, S, c.y[r] != a.ignore_index);
+      else c.loss[r] = loss[r];
+    }
+  }
+}
+
+// Work units of K-dimensional logits (N, C, S): one per W positions of a sample.
+template <typename scalar_t, typename F>
+void for_kdim_units(int64_t N, int64_t C, int64_t S, const F& f) {
+  constexpr int64_t W = Vectorized<scalar_t>::size();
+  const int64_t units = N * ((S + W - 1) / W);
+  at::parallel_for(0, units, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C * W, 1)), f);
+}
+
+// ---- the ops ----------------------------------------------------------------------------------------
+
+
+// The data pointer of an optional tensor, or null.
+template <typename scalar_t>
+const scalar_t* ptr(const std::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? t->const_data_ptr<scalar_t>() : nullptr;
+}
+
+// Checks the targets and allocates the outputs of a loss kernel; `a` gets the pointers and the scale of
+// the gradient (1 / divisor for a mean, where the divisor is the number of rows not ignored or, with
+// weights, the sum of their classes' weights: F.cross_entropy's). Returns the divisor.
+template <typename scalar_t>
+double prepare(Args<scalar_t>& a, const at::Tensor& logits, const at::Tensor& target, const at::Tensor& rows,
+               const at::Tensor& grad, int64_t ignore_index, int64_t reduction) {
+  a.B = logits.dim() == 3 ? logits.size(0) * logits.size(2) : logits.size(0);  // rows, or positions
+  a.C = logits.size(1);
+  a.ignore_index = ignore_index;
+  a.h = logits.const_data_ptr<scalar_t>();
+  a.y = target.const_data_ptr<int64_t>();
+  a.loss = rows.mutable_data_ptr<scalar_t>();
+  a.grad = grad.mutable_data_ptr<scalar_t>();
+  const int64_t count = check_targets(a.y, a.B, a.C, ignore_index);
+  if (a.weight == nullptr) {
+    // With every row ignored the gradient of a mean is 0, as F.cross_entropy's, while the loss is 0 / 0 = nan.
+    a.scale = reduction == at::Reduction::Mean && count > 0 ? scalar_t(1) / scalar_t(count) : scalar_t(1);
+    return static_cast<double>(count);
+  }
+  double total = 0;  // in row order: the same bits for any number of threads
+  for (int64_t i = 0; i < a.B; ++i) {
+    if (a.y[i] != ignore_index) total += static_cast<double>(a.weight[a.y[i]]);
+  }
+  // Weights summing to 0 give a nan loss and nan gradients, as F.cross_entropy's.
+  a.scale = reduction == at::Reduction::Mean ? static_cast<scalar_t>(1.0 / total) : scalar_t(1);
+  return total;
+}
+
+// The reduced loss: summed in double, in row order, so that it does not depend on the number of threads.
+template <typename scalar_t>
+void reduce_rows(const scalar_t* rows, int64_t B, int64_t reduction, double divisor, at::Tensor& loss) {
+  if (reduction == at::Reduction::None) return;
+  double total = 0;
+  for (int64_t i = 0; i < B; ++i) total += rows[i];
+  if (reduction == at::Reduction::Mean) total /= divisor;
+  *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+}
+
+void check_cpu_dtype(const at::Tensor& logits) {
   TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble,
               "pyrobust: the CPU kernels take float32 or float64 logits, got ", logits.scalar_type());
-  const int64_t B = logits.size(0), C = logits.size(1);
-  const int64_t count = check_targets(target.const_data_ptr<int64_t>(), B, C, ignore_index);
-  at::Tensor rows = at::empty({B}, logits.options());
+}
+
+// exp(log_T_t) for the one-exp path: the given cache T_t, else computed here when its C^2 exps cost less
+// than the B C exps they save (C <= B; tiles of few classes always), else undefined.
+at::Tensor one_exp_table(const at::Tensor& logits, const at::Tensor& log_T_t, const std::optional<at::Tensor>& T_t) {
+  if (T_t.has_value() && T_t->defined()) return *T_t;
+  const int64_t kTile = kTileMaxC;
+  return log_T_t.size(0) <= std::max<int64_t>(logits.size(0), kTile) ? log_T_t.exp() : at::Tensor();
+}
+
+std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cpu(const at::Tensor& logits, const at::Tensor& target,
+                                                            const at::Tensor& log_T_t, int64_t ignore_index,
+                                                            int64_t reduction, const std::optional<at::Tensor>& T_t,
+                                                            const std::optional<at::Tensor>& weight) {
+  check_loss_inputs(logits, target, log_T_t, reduction, "log_T_t");
+  check_class_inputs(logits, log_T_t, T_t, weight, std::nullopt, "log_T_t");
+  check_cpu_dtype(logits);
+  const bool kdim = logits.dim() == 3;
+  // K-dimensional logits always take the one-exp path: their positions are usually many more than C.
+  const at::Tensor T_exp = kdim && !(T_t.has_value() && T_t->defined()) ? log_T_t.exp() : one_exp_table(logits, log_T_t, T_t);
+  at::Tensor rows = at::empty(target.sizes(), logits.options());
   at::Tensor grad = at::empty_like(logits);
   at::Tensor loss = reduction == at::Reduction::None ? rows : at::empty({}, logits.options());
-  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_corrected_ce_cpu", [&] {
-    const scalar_t* h = logits.const_data_ptr<scalar_t>();
-    const int64_t* y = target.const_data_ptr<int64_t>();
-    const scalar_t* tab = table.const_data_ptr<scalar_t>();
-    scalar_t* l = rows.mutable_data_ptr<scalar_t>();
-    scalar_t* g = grad.mutable_data_ptr<scalar_t>();
-    // The gradient of a mean is scaled in the pass that writes it; with every row ignored it is 0, as
-    // F.cross_entropy's, while the loss is 0 / 0 = nan.
-    const scalar_t scale = reduction == at::Reduction::Mean && count > 0 ? scalar_t(1) / scalar_t(count) : 1;
-    at::parallel_for(0, B, grain_rows(C), [&](int64_t begin, int64_t end) {
-      row_fn_tag.template operator()<scalar_t>(h, y, tab, l, g, begin, end, B, C, ignore_index, scale);
-    });
-    if (reduction != at::Reduction::None) {
-      // Summed in double, in row order: a reduced loss that does not depend on the number of threads.
-      double total = 0;
-      for (int64_t i = 0; i < B; ++i) total += l[i];
-      if (reduction == at::Reduction::Mean) total /= static_cast<double>(count);
-      *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_forward_corrected_ce_cpu", [&] {
+    Args<scalar_t> a{};
+    a.table = log_T_t.const_data_ptr<scalar_t>();
+    a.T_t = T_exp.defined() ? T_exp.const_data_ptr<scalar_t>() : nullptr;
+    a.weight = ptr<scalar_t>(weight);
+    const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
+    if (kdim) {
+      const int64_t S = logits.size(2);
+      for_kdim_units<scalar_t>(logits.size(0), a.C, S, [&](int64_t u0, int64_t u1) { forward_kdim<scalar_t>(a, S, u0, u1); });
+    } else {
+      at::parallel_for(0, a.B, grain_rows(a.C), [&](int64_t begin, int64_t end) { forward_all<scalar_t>(a, begin, end); });
     }
+    reduce_rows(a.loss, a.B, reduction, divisor, loss);
   });
   return {loss, grad};
 }
 
-struct ForwardRows {
-  at::Tensor T_t;  // exp(log_T_t) for the one-exp path, or undefined
-
-  template <typename scalar_t>
-  void operator()(const scalar_t* h, const int64_t* y, const scalar_t* tab, scalar_t* l, scalar_t* g, int64_t b,
-                  int64_t e, int64_t B, int64_t C, int64_t ig, scalar_t scale) const {
-    const scalar_t* T = T_t.defined() ? T_t.const_data_ptr<scalar_t>() : nullptr;
-    forward_all<scalar_t>(h, y, tab, T, l, g, b, e, B, C, ig, scale);
-  }
-};
-
-struct BackwardRows {
-  template <typename scalar_t>
-  void operator()(const scalar_t* h, const int64_t* y, const scalar_t* tab, scalar_t* l, scalar_t* g, int64_t b,
-                  int64_t e, int64_t B, int64_t C, int64_t ig, scalar_t scale) const {
-    backward_all<scalar_t>(h, y, tab, l, g, b, e, B, C, ig, scale);
-  }
-};
-
-std::tuple<at::Tensor, at::Tensor> forward_corrected_ce_cpu(const at::Tensor& logits, const at::Tensor& target,
-                                                            const at::Tensor& log_T_t, int64_t ignore_index,
-                                                            int64_t reduction) {
-  // C^2 exps once beat B*C extra exps when C <= B (and cost at most one B x C buffer).
-  const bool one_exp = log_T_t.dim() == 2 && logits.dim() == 2 && log_T_t.scalar_type() == logits.scalar_type() &&
-                       log_T_t.size(0) <= std::max<int64_t>(logits.size(0), kTileMaxC);
-  return corrected_ce(logits, target, log_T_t, ignore_index, reduction, "log_T_t",
-                      ForwardRows{one_exp ? log_T_t.contiguous().exp() : at::Tensor()});
+// The forward correction and its gradients with respect to the logits and to the table: d loss / d log_T_t
+// (wrt_log) or d loss / d T_t. With row_grad (reduction none only), the incoming gradient of the per-row
+// losses: grad and the table gradient are then those of sum_i row_grad[i] loss[i].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_table_grad_cpu(
+    const at::Tensor& logits, const at::Tensor& target, const at::Tensor& log_T_t, int64_t ignore_index,
+    int64_t reduction, const std::optional<at::Tensor>& T_t, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& row_grad, bool wrt_log) {
+  check_loss_inputs(logits, target, log_T_t, reduction, "log_T_t");
+  check_class_inputs(logits, log_T_t, T_t, weight, std::nullopt, "log_T_t");
+  check_row_grad(logits, log_T_t, row_grad, reduction);
+  check_cpu_dtype(logits);
+  TORCH_CHECK_VALUE(logits.dim() == 2, "pyrobust: the table gradient takes logits (B, C); flatten K-dimensional ones");
+  const at::Tensor T_exp = one_exp_table(logits, log_T_t, T_t);
+  const int64_t B = logits.size(0), C = logits.size(1);
+  at::Tensor rows = at::empty({B}, logits.options());
+  at::Tensor grad = at::empty_like(logits);
+  at::Tensor grad_table = at::empty_like(log_T_t);
+  at::Tensor loss = reduction == at::Reduction::None ? rows : at::empty({}, logits.options());
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_forward_corrected_ce_table_grad_cpu", [&] {
+    Args<scalar_t> a{};
+    a.table = log_T_t.const_data_ptr<scalar_t>();
+    a.T_t = T_exp.defined() ? T_exp.const_data_ptr<scalar_t>() : nullptr;
+    a.weight = ptr<scalar_t>(weight);
+    a.row_grad = ptr<scalar_t>(row_grad);
+    const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
+    // Rows grouped by target class, ascending within a class (a stable counting sort); ignored rows apart.
+    std::vector<int64_t> start(C + 1, 0), order, next;
+    for (int64_t i = 0; i < B; ++i) {
+      if (a.y[i] != ignore_index) ++start[a.y[i] + 1];
+    }
+    for (int64_t c = 0; c < C; ++c) start[c + 1] += start[c];
+    order.resize(start[C]);
+    next.assign(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < B; ++i) {
+      if (a.y[i] == ignore_index) ignore_row(a.loss + i, a.grad + i * C, C);
+      else order[next[a.y[i]]++] = i;
+    }
+    scalar_t* gt = grad_table.mutable_data_ptr<scalar_t>();
+    // Classes per task: about kGrainElements logits of work (a class has start[C] / C rows on average).
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(start[C], 1));
+    at::parallel_for(0, C, grain, [&](int64_t c_begin, int64_t c_end) {
+      if (wrt_log) forward_classes<scalar_t, kAccLog>(a, order.data(), start.data(), gt, c_begin, c_end);
+      else forward_classes<scalar_t, kAccProb>(a, order.data(), start.data(), gt, c_begin, c_end);
+    });
+    reduce_rows(a.loss, a.B, reduction, divisor, loss);
+  });
+  return {loss, grad, grad_table};
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cpu(const at::Tensor& logits, const at::Tensor& target,
                                                              const at::Tensor& T_inv, int64_t ignore_index,
-                                                             int64_t reduction) {
-  return corrected_ce(logits, target, T_inv, ignore_index, reduction, "T_inv", BackwardRows{});
+                                                             int64_t reduction, const std::optional<at::Tensor>& weight,
+                                                             const std::optional<at::Tensor>& offset) {
+  check_loss_inputs(logits, target, T_inv, reduction, "T_inv");
+  check_class_inputs(logits, T_inv, std::nullopt, weight, offset, "T_inv");
+  check_cpu_dtype(logits);
+  at::Tensor rows = at::empty(target.sizes(), logits.options());
+  at::Tensor grad = at::empty_like(logits);
+  at::Tensor loss = reduction == at::Reduction::None ? rows : at::empty({}, logits.options());
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_backward_corrected_ce_cpu", [&] {
+    Args<scalar_t> a{};
+    a.table = T_inv.const_data_ptr<scalar_t>();
+    a.weight = ptr<scalar_t>(weight);
+    a.offset = ptr<scalar_t>(offset);
+    const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
+    if (logits.dim() == 3) {
+      const int64_t S = logits.size(2);
+      for_kdim_units<scalar_t>(logits.size(0), a.C, S, [&](int64_t u0, int64_t u1) {
+        if (a.offset == nullptr && a.weight == nullptr) backward_kdim<scalar_t, false, false>(a, S, u0, u1);
+        else if (a.offset == nullptr) backward_kdim<scalar_t, false, true>(a, S, u0, u1);
+        else if (a.weight == nullptr) backward_kdim<scalar_t, true, false>(a, S, u0, u1);
+        else backward_kdim<scalar_t, true, true>(a, S, u0, u1);
+      });
+    } else {
+      at::parallel_for(0, a.B, grain_rows(a.C), [&](int64_t begin, int64_t end) {
+        if (a.offset == nullptr && a.weight == nullptr) backward_all<scalar_t, false, false>(a, begin, end);
+        else if (a.offset == nullptr) backward_all<scalar_t, false, true>(a, begin, end);
+        else if (a.weight == nullptr) backward_all<scalar_t, true, false>(a, begin, end);
+        else backward_all<scalar_t, true, true>(a, begin, end);
+      });
+    }
+    reduce_rows(a.loss, a.B, reduction, divisor, loss);
+  });
+  return {loss, grad};
+}
+
+// ---- a learnable T: T = row-softmax of free logits theta ----------------------------------------------
+//
+// The kernels read columns of T, so the loss module keeps theta column-major and hands theta_t = theta^T
+// (contiguous) here: log T[j, y] = theta_t[y, j] - lse_j with lse_j the log-sum-exp of column j of theta_t.
+// One op computes the loss, d loss / d logits and d loss / d theta_t:
+//   1. lse: column maxima and sums of exp, kRowChunk rows at a time (the chunk's maxima, then the running
+//      sums rescaled to them, then the chunk's exps from cache): one sweep over theta_t;
+//   2. the rows, grouped by target class, in fixed chunks of classes: for class y, its column of T (one exp
+//      per entry) and of log T, then its rows (forward_row_fast / forward_row_log), whose gradient with
+//      respect to log T[:, y], G[y] = -sum_i s_i r_i, accumulates in row y of the output; each chunk also
+//      adds its rows of G into its partial column sums;
+//   3. the column sums cs = sum_y G[y] (the chunks' partials, in chunk order) and, class by class,
+//      d loss / d theta_t[y] = G[y] - T[:, y] * cs (log-softmax's backward; T's column recomputed).
+// No C x C table of T or log T is ever written. Chunks depend on C alone: the same bits for any number of
+// threads.
+//
+// Columns are split into one stripe per thread for step 1, each swept row after row (streams that the
+// hardware prefetcher follows). Stripe bounds are multiples of kColumnAlign, so that which columns take the
+// vector body and which the scalar tail (at the end of the row) does not depend on the number of threads.
+constexpr int64_t kColumnAlign = 64;
+constexpr int64_t kRowChunk = 16;
+
+template <typename F>
+void for_column_stripes(int64_t N, int64_t K, const F& f) {
+  const int64_t units = (N + kColumnAlign - 1) / kColumnAlign;
+  const int64_t stripes = std::max<int64_t>(1, std::min<int64_t>(units, at::get_num_threads()));
+  const int64_t per = (units + stripes - 1) / stripes;
+  const int64_t grain = K * N < kGrainElements ? stripes : 1;  // small tables: one task
+  at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t j0 = s * per * kColumnAlign, j1 = std::min<int64_t>(N, (s + 1) * per * kColumnAlign);
+      if (j0 < j1) f(j0, j1);
+    }
+  });
+}
+
+// lse[j] = log sum_k exp(x[k, j]) for the columns [j0, j1) of x (K x N).
+template <typename scalar_t>
+void column_lse_stripe(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N, int64_t j0, int64_t j1) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t n = j1 - j0, body = (j1 == N ? n - n % W : n);  // only the row's end has a scalar tail
+  std::vector<scalar_t> buffers(3 * n);
+  scalar_t* m = buffers.data();  // running maxima
+  scalar_t* s = m + n;           // running sums of exp(x - m)
+  scalar_t* cm = s + n;          // the chunk's maxima
+  std::fill(m, m + n, -kInf<scalar_t>);
+  std::fill(s, s + n, scalar_t(0));
+  const Vec zero(0), minus_inf(-kInf<scalar_t>);
+  for (int64_t k0 = 0; k0 < K; k0 += kRowChunk) {
+    const int64_t k1 = std::min<int64_t>(K, k0 + kRowChunk);
+    std::copy(m, m + n, cm);
+    for (int64_t k = k0; k < k1; ++k) {
+      const scalar_t* xk = x + k * N + j0;
+      int64_t j = 0;
+      for (; j < body; j += W) at::vec::maximum(Vec::loadu(cm + j), Vec::loadu(xk + j)).store(cm + j);
+      for (; j < n; ++j) cm[j] = (xk[j] > cm[j] || xk[j] != xk[j]) ? xk[j] : cm[j];
+    }
+    // Rescale the sums to the new maxima (an empty sum stays 0: its maximum may be a placeholder); a column
+    // still all -inf keeps the maximum 0 for now (exp(-inf - 0) = 0, where -inf - -inf would be NaN).
+    int64_t j = 0;
+    for (; j < body; j += W) {
+      const Vec c = Vec::loadu(cm + j), mj = Vec::blendv(c, zero, c == minus_inf), sj = Vec::loadu(s + j);
+      Vec::blendv(sj * vexp(Vec::loadu(m + j) - mj), zero, sj == zero).store(s + j);
+      mj.store(m + j);
+    }
+    for (; j < n; ++j) {
+      const scalar_t mj = cm[j] == -kInf<scalar_t> ? scalar_t(0) : cm[j];
+      if (s[j] != scalar_t(0)) s[j] *= std::exp(m[j] - mj);
+      m[j] = mj;
+    }
+    for (int64_t k = k0; k < k1; ++k) {
+      const scalar_t* xk = x + k * N + j0;
+      j = 0;
+      for (; j < body; j += W) (Vec::loadu(s + j) + vexp(Vec::loadu(xk + j) - Vec::loadu(m + j))).store(s + j);
+      for (; j < n; ++j) s[j] += std::exp(xk[j] - m[j]);
+    }
+  }
+  for (int64_t j = 0; j < n; ++j) lse[j0 + j] = m[j] + std::log(s[j]);
+}
+
+// Row y of log T transposed (theta_t[y] - lse) and of T (its exp) into `log_col` and `col` (C + W each,
+// padded: whole-vector access).
+template <typename scalar_t>
+void class_column(const scalar_t* theta_row, const scalar_t* lse, scalar_t* log_col, scalar_t* col, int64_t C) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  int64_t j = 0;
+  for (; j + W <= C; j += W) {
+    const Vec l = Vec::loadu(theta_row + j) - Vec::loadu(lse + j);
+    l.store(log_col + j);
+    vexp(l).store(col + j);
+  }
+  for (; j < C; ++j) {
+    log_col[j] = theta_row[j] - lse[j];
+    col[j] = std::exp(log_col[j]);
+  }
+}
+
+// Classes per chunk of step 2: a function of C only (the chunks' partial column sums are added in chunk
+// order), at most 256 chunks.
+int64_t class_chunk(int64_t C) { return std::max<int64_t>(16, (C + 255) / 256); }
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cpu(
+    const at::Tensor& logits, const at::Tensor& target, const at::Tensor& theta_t, int64_t ignore_index,
+    int64_t reduction, const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& row_grad) {
+  check_loss_inputs(logits, target, theta_t, reduction, "theta_t");
+  check_class_inputs(logits, theta_t, std::nullopt, weight, std::nullopt, "theta_t");
+  check_row_grad(logits, theta_t, row_grad, reduction);
+  check_cpu_dtype(logits);
+  TORCH_CHECK_VALUE(logits.dim() == 2, "pyrobust: a learnable T takes logits (B, C); flatten K-dimensional ones");
+  const int64_t B = logits.size(0), C = logits.size(1);
+  at::Tensor rows = at::empty({B}, logits.options());
+  at::Tensor grad = at::empty_like(logits);
+  at::Tensor grad_theta = at::empty_like(theta_t);
+  at::Tensor loss = reduction == at::Reduction::None ? rows : at::empty({}, logits.options());
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "pyrobust_forward_corrected_ce_learnable_cpu", [&] {
+    using Vec = Vectorized<scalar_t>;
+    constexpr int64_t W = Vec::size();
+    Args<scalar_t> a{};
+    const scalar_t* theta = theta_t.const_data_ptr<scalar_t>();
+    a.weight = ptr<scalar_t>(weight);
+    a.row_grad = ptr<scalar_t>(row_grad);
+    const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
+    // 1. the columns' log-sum-exps
+    std::vector<scalar_t> lse(C);
+    for_column_stripes(C, C, [&](int64_t j0, int64_t j1) { column_lse_stripe(theta, lse.data(), C, C, j0, j1); });
+    // 2. rows grouped by target class (a stable counting sort), ignored rows apart
+    std::vector<int64_t> start(C + 1, 0), order, next;
+    for (int64_t i = 0; i < B; ++i) {
+      if (a.y[i] != ignore_index) ++start[a.y[i] + 1];
+    }
+    for (int64_t c = 0; c < C; ++c) start[c + 1] += start[c];
+    order.resize(start[C]);
+    next.assign(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < B; ++i) {
+      if (a.y[i] == ignore_index) ignore_row(a.loss + i, a.grad + i * C, C);
+      else order[next[a.y[i]]++] = i;
+    }
+    scalar_t* gt = grad_theta.mutable_data_ptr<scalar_t>();
+    const int64_t chunk = class_chunk(C), chunks = (C + chunk - 1) / chunk;
+    std::vector<scalar_t> partial(chunks * C);
+    at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
+      const Row<scalar_t> row(C);
+      std::vector<scalar_t> scratch(4 * (C + W));
+      scalar_t *log_col = scratch.data(), *col = log_col + C + W, *e_h = col + C + W, *e_q = e_h + C + W;
+      const scalar_t fast_min = fast_path_min<scalar_t>();
+      for (int64_t b = b0; b < b1; ++b) {
+        scalar_t* cs = partial.data() + b * C;
+        std::fill(cs, cs + C, scalar_t(0));
+        for (int64_t y = b * chunk; y < std::min<int64_t>(C, (b + 1) * chunk); ++y) {
+          scalar_t* acc = gt + y * C;
+          std::fill(acc, acc + C, scalar_t(0));
+          if (start[y] == start[y + 1]) continue;  // no row of this class: G[y] = 0
+          class_column(theta + y * C, lse.data(), log_col, col, C);
+          const scalar_t w = a.class_weight(y);
+          for (int64_t k = start[y]; k < start[y + 1]; ++k) {
+            const int64_t i = order[k];
+            const scalar_t* h = a.h + i * C;
+            scalar_t* g = a.grad + i * C;
+            const bool more = k + 1 < start[C];
+            const scalar_t s = a.scale * w * (a.row_grad != nullptr ? a.row_grad[i] : scalar_t(1));
+            if (!forward_row_fast<scalar_t, kAccLog>(h, col, g, a.loss + i, e_h, row, a.logits_end(), col + C + W,
+                                                     fast_min, s, w, acc, more ? a.h + order[k + 1] * C : nullptr,
+                                                     more ? a.grad + order[k + 1] * C : nullptr)) {
+              forward_row_log<scalar_t, kAccLog>(h, log_col, g, a.loss + i, e_h, e_q, row, a.logits_end(),
+                                                 log_col + C + W, s, w, acc);
+            }
+          }
+          int64_t j = 0;
+          for (; j + W <= C; j += W) (Vec::loadu(cs + j) + Vec::loadu(acc + j)).store(cs + j);
+          for (; j < C; ++j) cs[j] += acc[j];
+        }
+      }
+    });
+    // 3. column sums, then d loss / d theta_t[y] = G[y] - T[:, y] * cs
+    std::vector<scalar_t> cs(C, scalar_t(0));
+    for (int64_t b = 0; b < chunks; ++b) {
+      for (int64_t j = 0; j < C; ++j) cs[j] += partial[b * C + j];
+    }
+    at::parallel_for(0, C, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C, 1)), [&](int64_t y0, int64_t y1) {
+      std::vector<scalar_t> scratch(2 * (C + W));
+      scalar_t *log_col = scratch.data(), *col = log_col + C + W;
+      for (int64_t y = y0; y < y1; ++y) {
+        class_column(theta + y * C, lse.data(), log_col, col, C);
+        scalar_t* acc = gt + y * C;
+        int64_t j = 0;
+        for (; j + W <= C; j += W) {
+          (Vec::loadu(acc + j) - Vec::loadu(col + j) * Vec::loadu(cs.data() + j)).store(acc + j);
+        }
+        for (; j < C; ++j) acc[j] -= col[j] * cs[j];
+      }
+    });
+    reduce_rows(a.loss, a.B, reduction, divisor, loss);
+  });
+  return {loss, grad, grad_theta};
 }
 
 at::Tensor scale_grad_cpu(const at::Tensor& grad_in, const at::Tensor& grad_loss_in) {
   check_scale_grad_inputs(grad_in, grad_loss_in);
   TORCH_CHECK(grad_in.scalar_type() == at::kFloat || grad_in.scalar_type() == at::kDouble,
               "pyrobust: the CPU kernels take float32 or float64 gradients, got ", grad_in.scalar_type());
+  if (grad_in.dim() == 3) {  // K-dimensional (N, C, S) by per-position losses (N, S): rarely on a hot path
+    return at::mul(grad_in, grad_loss_in.to(grad_in.scalar_type()).reshape({grad_loss_in.dim() == 0 ? 1 : grad_in.size(0), 1,
+                                                                     grad_loss_in.dim() == 0 ? 1 : grad_in.size(2)}));
+  }
   const at::Tensor grad = grad_in.contiguous();
   const int64_t B = grad.size(0), C = grad.size(1);
   // A scalar (reduced loss) or an expanded one (the gradient of a "mean" taken in Python) becomes a plain
@@ -513,7 +1207,9 @@ void scale_grad_inplace_cpu(const at::Tensor& grad, const at::Tensor& grad_loss)
 
 TORCH_LIBRARY_IMPL(pyrobust, CPU, m) {
   m.impl("_forward_corrected_ce", &forward_corrected_ce_cpu);
+  m.impl("_forward_corrected_ce_table_grad", &forward_corrected_ce_table_grad_cpu);
   m.impl("_backward_corrected_ce", &backward_corrected_ce_cpu);
+  m.impl("_forward_corrected_ce_learnable", &forward_corrected_ce_learnable_cpu);
   m.impl("scale_grad", &scale_grad_cpu);
   m.impl("scale_grad_", &scale_grad_inplace_cpu);
 }

@@ -16,6 +16,9 @@
 // sizes that matter the logits are read from DRAM once and the gradient written once; any rest of a
 // very long row is read again in pass 2, from L2 where it was just loaded.
 //
+// Class weights (optional, (C,)): a forward row is weighed by that of its target, a backward term t_j by
+// w_j (after adding the optional offset_j, label smoothing's share); a mean divides by the summed weights
+// of the rows not ignored, counted by the prep kernel.
 // Launch shapes, chosen per call from C (see dispatch_config):
 //   * a warp per row (8 rows per 256-thread block) while each lane holds at most 8 vectors of the row
 //     (4 for fp16/bf16): C <= 1024 with 16-byte vectors, C <= 256 with scalar accesses. The row is
@@ -203,26 +206,40 @@ __device__ __forceinline__ double* partial_sums(ReducedLoss<acc_t>* r) {
 
 constexpr int kPrepThreads = 1024;
 
-// Runs before the loss kernel of a reduced loss: counts the rows not ignored (mean), sets the divisor and
-// the gradient's scale, zeroes the count of finished blocks, and writes the loss of an empty batch
-// (0 / divisor: nan for a mean, 0 for a sum), which stands where no loss kernel follows. One block: a
-// batch's targets are a few kilobytes.
+// Runs before the loss kernel of a reduced loss: computes the divisor of a mean (the rows not ignored or,
+// with class weights, the sum of their classes' weights; 1 for a sum) and the gradient's scale, zeroes the
+// count of finished blocks, and writes the loss of an empty batch (0 / divisor: nan for a mean, 0 for a sum),
+// which stands where no loss kernel follows. One block: a batch's targets are a few kilobytes.
 template <typename acc_t>
 __global__ void __launch_bounds__(kPrepThreads)
-    reduced_loss_prep_kernel(const int64_t* __restrict__ target, int64_t batch, int64_t ignore_index, bool mean,
-                             ReducedLoss<acc_t>* reduced, acc_t* loss) {
+    reduced_loss_prep_kernel(const int64_t* __restrict__ target, const acc_t* __restrict__ weight, int64_t batch,
+                             int64_t ignore_index, bool mean, ReducedLoss<acc_t>* reduced, acc_t* loss) {
   __shared__ long long shared[kPrepThreads / kWarp];
+  __shared__ double shared_weights[kPrepThreads / kWarp];
   long long count = 0;
+  double weights = 0;
   if (mean) {
-    for (int64_t i = threadIdx.x; i < batch; i += kPrepThreads) count += target[i] != ignore_index;
+    for (int64_t i = threadIdx.x; i < batch; i += kPrepThreads) {
+      const int64_t y = target[i];
+      if (y == ignore_index) continue;
+      ++count;
+      if (weight != nullptr) weights += double(weight[y]);  // y is checked by the loss kernel
+    }
   }
   count = group_reduce<Sum<long long>, kPrepThreads>(count, shared);
+  if (weight != nullptr) weights = group_reduce<Sum<double>, kPrepThreads>(weights, shared_weights);
   if (threadIdx.x == 0) {
-    const acc_t divisor = mean ? acc_t(count) : acc_t(1);
-    reduced->divisor = divisor;
-    reduced->grad_scale = reciprocal(divisor > acc_t(1) ? divisor : acc_t(1));
+    if (weight == nullptr || !mean) {
+      const acc_t divisor = mean ? acc_t(count) : acc_t(1);
+      reduced->divisor = divisor;
+      reduced->grad_scale = reciprocal(divisor > acc_t(1) ? divisor : acc_t(1));
+    } else {
+      // Weights summing to 0 give a nan loss and nan gradients, as F.cross_entropy's.
+      reduced->divisor = acc_t(weights);
+      reduced->grad_scale = acc_t(1.0 / weights);
+    }
     reduced->blocks_done = 0;
-    *loss = acc_t(0.0 / double(divisor));
+    *loss = acc_t(0.0 / double(reduced->divisor));
   }
 }
 
@@ -263,7 +280,8 @@ constexpr int block_threads() {
 template <template <typename> class Policy, typename scalar_t, int kGroup, int kVec, int kCached>
 __global__ void __launch_bounds__(block_threads<kGroup>())
     corrected_ce_kernel(const scalar_t* __restrict__ logits, const int64_t* __restrict__ target,
-                        const acc_type<scalar_t>* __restrict__ table, int64_t batch, int num_classes,
+                        const acc_type<scalar_t>* __restrict__ table, const acc_type<scalar_t>* __restrict__ weight,
+                        const acc_type<scalar_t>* __restrict__ offset, int64_t batch, int num_classes,
                         int64_t ignore_index, ReducedLoss<acc_type<scalar_t>>* reduced,
                         acc_type<scalar_t>* __restrict__ loss, scalar_t* __restrict__ grad) {
   using acc_t = acc_type<scalar_t>;
@@ -300,6 +318,24 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
                     __func__);
     }
     const acc_t* t_row = table + y * C;
+    // A forward row is weighed by its class's weight; a backward term by its own (terms_weighed, below).
+    const acc_t row_weight = (!Loss::kWeighsTerms && weight != nullptr) ? weight[y] : acc_t(1);
+    const acc_t row_scale = scale * row_weight;
+    const bool terms_weighed = Loss::kWeighsTerms && (weight != nullptr || offset != nullptr);
+    // t_j -> (t_j + offset_j) * weight_j for the backward correction's terms (uniform over the group).
+    auto weigh = [&](Pack<acc_t, kVec>& t, int col) {
+      if (!terms_weighed) return;
+      if (offset != nullptr) {
+        const Pack<acc_t, kVec> o = load_pack<kVec>(offset + col);
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) t.v[k] += o.v[k];
+      }
+      if (weight != nullptr) {
+        const Pack<acc_t, kVec> w = load_pack<kVec>(weight + col);
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) t.v[k] *= w.v[k];
+      }
+    };
 
     // Pass 1: issue every cached load before the first use, then reduce.
     Pack<scalar_t, kVec> h_cache[kCached];
@@ -311,6 +347,11 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
         h_cache[it] = load_pack<kVec>(h_row + col);
         t_cache[it] = load_pack<kVec>(t_row + col);
       }
+    }
+#pragma unroll
+    for (int it = 0; it < kCached; ++it) {
+      const int col = (it * kGroup + lane) * kVec;
+      if (col < C) weigh(t_cache[it], col);
     }
     State state = Loss::empty();
 #pragma unroll
@@ -325,7 +366,8 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
     }
     for (int col = (kCached * kGroup + lane) * kVec; col < C; col += kStride) {
       const Pack<scalar_t, kVec> hp = load_pack<kVec>(h_row + col);
-      const Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      weigh(tp, col);
       acc_t h[kVec];
 #pragma unroll
       for (int k = 0; k < kVec; ++k) h[k] = E::to_acc(hp.v[k]);
@@ -335,6 +377,7 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
     state = group_reduce<Loss, kGroup>(state, shared);
     acc_t row_loss;
     const typename Loss::Row r = Loss::finish(state, row_loss);
+    if (!Loss::kWeighsTerms) row_loss *= row_weight;
     if (lane == 0) {
       if (reduced == nullptr) {
         loss[row] = row_loss;
@@ -351,17 +394,18 @@ __global__ void __launch_bounds__(block_threads<kGroup>())
         Pack<scalar_t, kVec> g;
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
-          g.v[k] = E::from_acc(scale * Loss::grad(E::to_acc(h_cache[it].v[k]), t_cache[it].v[k], r));
+          g.v[k] = E::from_acc(row_scale * Loss::grad(E::to_acc(h_cache[it].v[k]), t_cache[it].v[k], r));
         }
         store_pack(grad_row + col, g);
       }
     }
     for (int col = (kCached * kGroup + lane) * kVec; col < C; col += kStride) {
       const Pack<scalar_t, kVec> hp = load_pack<kVec>(h_row + col);
-      const Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      Pack<acc_t, kVec> tp = load_pack<kVec>(t_row + col);
+      weigh(tp, col);
       Pack<scalar_t, kVec> g;
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(scale * Loss::grad(E::to_acc(hp.v[k]), tp.v[k], r));
+      for (int k = 0; k < kVec; ++k) g.v[k] = E::from_acc(row_scale * Loss::grad(E::to_acc(hp.v[k]), tp.v[k], r));
       store_pack(grad_row + col, g);
     }
   }
@@ -415,6 +459,8 @@ struct RowArgs {
   const scalar_t* logits;
   const int64_t* target;
   const acc_type<scalar_t>* table;
+  const acc_type<scalar_t>* weight;  // (C,) or null
+  const acc_type<scalar_t>* offset;  // (C,) or null (backward correction only)
   int64_t batch;
   int num_classes;
   int64_t ignore_index;
@@ -430,7 +476,8 @@ cudaError_t launch_rows(const RowArgs<scalar_t>& a) {
   constexpr int kRowsPerBlock = kThreads / kGroup;
   const int64_t blocks = std::min<int64_t>((a.batch + kRowsPerBlock - 1) / kRowsPerBlock, kMaxBlocks);
   corrected_ce_kernel<Policy, scalar_t, kGroup, kVec, kCached><<<static_cast<unsigned>(blocks), kThreads, 0, a.stream>>>(
-      a.logits, a.target, a.table, a.batch, a.num_classes, a.ignore_index, a.reduced, a.loss, a.grad);
+      a.logits, a.target, a.table, a.weight, a.offset, a.batch, a.num_classes, a.ignore_index, a.reduced, a.loss,
+      a.grad);
   return cudaGetLastError();
 }
 
@@ -457,21 +504,25 @@ cudaError_t dispatch_vec(const RowArgs<scalar_t>& a) {
   if constexpr (kVec == 1) {
     return dispatch_config<Policy, scalar_t, 1>(a);
   } else {
+    constexpr int kTableAlign = sizeof(acc_type<scalar_t>) * kVec;
     const bool vectorisable = a.num_classes % kVec == 0 && aligned(a.logits, 16) && aligned(a.grad, 16) &&
-                              aligned(a.table, sizeof(acc_type<scalar_t>) * kVec);
+                              aligned(a.table, kTableAlign) && aligned(a.weight, kTableAlign) &&
+                              aligned(a.offset, kTableAlign);
     return vectorisable ? dispatch_config<Policy, scalar_t, kVec>(a) : dispatch_config<Policy, scalar_t, 1>(a);
   }
 }
 
 // A reduced loss first runs the prep kernel (divisor, scale, the loss of an empty batch), then the rows.
 template <template <typename> class Policy, typename scalar_t>
-cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const void* table, int64_t batch, int C,
-                               int64_t ignore_index, Reduction reduction, void* workspace, void* loss, void* grad,
-                               cudaStream_t stream) {
+cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const void* table, const void* weight,
+                               const void* offset, int64_t batch, int C, int64_t ignore_index, Reduction reduction,
+                               void* workspace, void* loss, void* grad, cudaStream_t stream) {
   using acc_t = acc_type<scalar_t>;
   const RowArgs<scalar_t> a{static_cast<const scalar_t*>(logits),
                             target,
                             static_cast<const acc_t*>(table),
+                            static_cast<const acc_t*>(weight),
+                            static_cast<const acc_t*>(offset),
                             batch,
                             C,
                             ignore_index,
@@ -480,7 +531,7 @@ cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const 
                             static_cast<scalar_t*>(grad),
                             stream};
   if (a.reduced != nullptr) {
-    reduced_loss_prep_kernel<<<1, kPrepThreads, 0, stream>>>(target, batch, ignore_index,
+    reduced_loss_prep_kernel<<<1, kPrepThreads, 0, stream>>>(target, a.weight, batch, ignore_index,
                                                               reduction == Reduction::kMean, a.reduced, a.loss);
     if (const cudaError_t status = cudaGetLastError(); status != cudaSuccess) return status;
   }
@@ -489,9 +540,9 @@ cudaError_t corrected_ce_typed(const void* logits, const int64_t* target, const 
 }
 
 template <template <typename> class Policy>
-cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* table, int64_t batch,
-                         int64_t num_classes, int64_t ignore_index, Reduction reduction, void* workspace, void* loss,
-                         void* grad, cudaStream_t stream) {
+cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* table, const void* weight,
+                         const void* offset, int64_t batch, int64_t num_classes, int64_t ignore_index,
+                         Reduction reduction, void* workspace, void* loss, void* grad, cudaStream_t stream) {
   // Column offsets are int: (it * kGroup + lane) * kVec stays below 2 C.
   if (batch < 0 || num_classes < 0 || num_classes > std::numeric_limits<int32_t>::max() / 2) {
     return cudaErrorInvalidValue;
@@ -503,17 +554,17 @@ cudaError_t corrected_ce(Dtype dtype, const void* logits, const int64_t* target,
   const int C = static_cast<int>(num_classes);
   switch (dtype) {
     case Dtype::kFloat32:
-      return corrected_ce_typed<Policy, float>(logits, target, table, batch, C, ignore_index, reduction, workspace,
-                                               loss, grad, stream);
+      return corrected_ce_typed<Policy, float>(logits, target, table, weight, offset, batch, C, ignore_index,
+                                               reduction, workspace, loss, grad, stream);
     case Dtype::kFloat64:
-      return corrected_ce_typed<Policy, double>(logits, target, table, batch, C, ignore_index, reduction, workspace,
-                                                loss, grad, stream);
+      return corrected_ce_typed<Policy, double>(logits, target, table, weight, offset, batch, C, ignore_index,
+                                               reduction, workspace, loss, grad, stream);
     case Dtype::kFloat16:
-      return corrected_ce_typed<Policy, __half>(logits, target, table, batch, C, ignore_index, reduction, workspace,
-                                                loss, grad, stream);
+      return corrected_ce_typed<Policy, __half>(logits, target, table, weight, offset, batch, C, ignore_index,
+                                               reduction, workspace, loss, grad, stream);
     case Dtype::kBFloat16:
-      return corrected_ce_typed<Policy, __nv_bfloat16>(logits, target, table, batch, C, ignore_index, reduction,
-                                                       workspace, loss, grad, stream);
+      return corrected_ce_typed<Policy, __nv_bfloat16>(logits, target, table, weight, offset, batch, C, ignore_index,
+                                               reduction, workspace, loss, grad, stream);
   }
   return cudaErrorInvalidValue;
 }
@@ -592,17 +643,18 @@ size_t reduced_loss_workspace_bytes(int64_t batch) {
 }
 
 cudaError_t forward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* log_T_t,
-                                 int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
-                                 void* workspace, void* loss, void* grad, cudaStream_t stream) {
-  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, batch, num_classes, ignore_index, reduction,
-                                         workspace, loss, grad, stream);
+                                 const void* weight, int64_t batch, int64_t num_classes, int64_t ignore_index,
+                                 Reduction reduction, void* workspace, void* loss, void* grad, cudaStream_t stream) {
+  return corrected_ce<ForwardCorrection>(dtype, logits, target, log_T_t, weight, nullptr, batch, num_classes,
+                                         ignore_index, reduction, workspace, loss, grad, stream);
 }
 
 cudaError_t backward_corrected_ce(Dtype dtype, const void* logits, const int64_t* target, const void* T_inv,
-                                  int64_t batch, int64_t num_classes, int64_t ignore_index, Reduction reduction,
-                                  void* workspace, void* loss, void* grad, cudaStream_t stream) {
-  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, batch, num_classes, ignore_index, reduction,
-                                          workspace, loss, grad, stream);
+                                  const void* weight, const void* offset, int64_t batch, int64_t num_classes,
+                                  int64_t ignore_index, Reduction reduction, void* workspace, void* loss, void* grad,
+                                  cudaStream_t stream) {
+  return corrected_ce<BackwardCorrection>(dtype, logits, target, T_inv, weight, offset, batch, num_classes,
+                                          ignore_index, reduction, workspace, loss, grad, stream);
 }
 
 cudaError_t scale_grad(Dtype dtype, const void* grad, const void* grad_loss, int64_t batch, int64_t num_classes,

@@ -1,7 +1,7 @@
 """The competing losses of Table 2 (paper, section 5.2) and two modern noise-robust baselines.
 
-Every loss takes ``logits`` ``h`` (``B x C``, floating) and integer ``target`` ``y`` (``B``, int64 in
-``[0, C)`` or ``ignore_index``, default -100) and reduces like :func:`torch.nn.functional.cross_entropy`:
+Every loss takes ``logits`` ``h`` (``B x C``, floating) and integer ``target`` ``y`` (``B``, int64 or uint8
+in ``[0, C)`` or ``ignore_index``, default -100) and reduces like :func:`torch.nn.functional.cross_entropy`:
 ``reduction="mean"`` averages over the non-ignored examples, ``"sum"`` adds them, ``"none"`` returns the
 ``B`` per-example losses (0 where ignored); the result has the logits' dtype. Below ``p = softmax(h)``,
 ``e^y`` is the one-hot target. Each is a function (``gce(logits, target, "mean", q=0.7)``) and an
@@ -19,6 +19,10 @@ logits for unhinged and sigmoid, the softmax ``p`` for Savage), which equals
 ``(phi(s_y) + (C - 1) phi(0)) / C``. That is the default here, so values match the benchmark.
 ``signed=True`` uses ``+-1`` targets instead (``t_k = 2 e^y_k - 1``): the one-vs-all reduction
 ``mean_k phi(t_k s_k)``, which also pushes the scores of the wrong classes down.
+
+Non-finite logits: a logit of ``-inf`` that is not the target's (a masked class) gives what the formula
+gives in the limit (a term ``0 * h_k`` or ``p_k log p_k`` is 0 there, not NaN); a NaN or ``+inf`` logit gives
+NaN, as ``F.cross_entropy``.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def unhinged(
     Raises: what every loss here raises for bad inputs (module docstring).
     """
     y, valid = _checked_target(logits, target, reduction, ignore_index)
-    return _reduce(_one_vs_all(lambda v: 1.0 - v, logits, y, signed), valid, reduction)
+    return _reduce(_one_vs_all(lambda v: 1.0 - v, logits, y, signed) + _nan_if_not_finite(logits), valid, reduction)
 
 
 def sigmoid(
@@ -72,7 +76,8 @@ def sigmoid(
     Raises: what every loss here raises for bad inputs (module docstring).
     """
     y, valid = _checked_target(logits, target, reduction, ignore_index)
-    return _reduce(_one_vs_all(lambda v: torch.sigmoid(-v), logits, y, signed), valid, reduction)
+    per_example = _one_vs_all(lambda v: torch.sigmoid(-v), logits, y, signed) + _nan_if_not_finite(logits)
+    return _reduce(per_example, valid, reduction)
 
 
 def savage(
@@ -115,7 +120,8 @@ def bootstrap_soft(
     y, valid = _checked_target(logits, target, reduction, ignore_index)
     log_p = torch.log_softmax(logits, dim=1)
     cross_entropy = -log_p.gather(1, y[:, None]).squeeze(1)
-    entropy = -(log_p.exp() * log_p).sum(dim=1)
+    # p log p -> 0 as p -> 0: a masked class (log p = -inf) adds 0, not 0 * inf
+    entropy = -(log_p.exp() * torch.where(torch.isneginf(log_p), 0.0, log_p)).sum(dim=1)
     return _reduce(beta * cross_entropy + (1.0 - beta) * entropy, valid, reduction)
 
 
@@ -182,11 +188,20 @@ def sce(
 
 
 def _one_vs_all(phi, scores: torch.Tensor, y: torch.Tensor, signed: bool) -> torch.Tensor:
-    """``mean_k phi(t_k s_k)`` per example, with ``t = e^y`` (0/1), or ``2 e^y - 1`` (+-1) if ``signed``."""
+    """``mean_k phi(t_k s_k)`` per example, with ``t = e^y`` (0/1), or ``2 e^y - 1`` (+-1) if ``signed``; a
+    product ``0 * -inf`` (a masked class) is its limit 0, not NaN (``0 * +inf`` and ``0 * nan`` stay NaN)."""
     t = F.one_hot(y, scores.shape[1]).to(scores.dtype)
     if signed:
         t = 2.0 * t - 1.0
-    return phi(t * scores).mean(dim=1)
+    margin = torch.where((t == 0) & torch.isneginf(scores), 0.0, t * scores)
+    return phi(margin).mean(dim=1)
+
+
+def _nan_if_not_finite(logits: torch.Tensor) -> torch.Tensor:
+    """0 per example (with a 0 gradient), NaN (and a NaN gradient) where a logit is NaN or +inf (or all are
+    -inf): the margin losses read only some logits through a bounded or linear phi, and would otherwise give
+    a finite or infinite number where F.cross_entropy gives NaN."""
+    return 0.0 * torch.logsumexp(logits, dim=1)
 
 
 def _checked_target(
@@ -196,7 +211,7 @@ def _checked_target(
     gather) and the mask of the examples that count."""
     check_targets(target, check_logits_and_target(logits, target, reduction), ignore_index)
     valid = target != ignore_index
-    return torch.where(valid, target, 0), valid
+    return torch.where(valid, target.long(), 0), valid
 
 
 def _reduce(per_example: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -196,3 +196,27 @@ def test_identity_T_gives_cross_entropy(emulator):
     for kind, table in (("forward", eye.log()), ("backward", eye)):
         loss, _ = emulator(kind, logits, target, table, 32, 4)
         torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["forward", "backward"])
+@pytest.mark.parametrize(("C", "G", "V"), [(10, 32, 1), (100, 32, 4), (1500, 512, 4)])
+def test_non_finite_logits(emulator, kind, C, G, V):
+    """A masked class (-inf, here a whole vector's worth of them, so that some lanes' chunks hold -inf only):
+    the limit of the formula, finite with T = I; +inf or NaN anywhere, or every logit -inf: NaN loss and
+    gradient, as F.cross_entropy. Other rows are untouched."""
+    inf, nan = float("inf"), float("nan")
+    logits, target, _ = _case(8, C, seed=C)
+    target[:] = 0
+    logits[0, 1:9] = -inf
+    logits[2, 5] = inf
+    logits[3, 5] = nan
+    logits[4] = -inf
+    eye = torch.eye(C, dtype=torch.float64)
+    table = eye.log() if kind == "forward" else eye
+    loss, grad = emulator(kind, logits, target, table, G, V)
+    expected = torch.nn.functional.cross_entropy(logits.double(), target, reduction="none")
+    torch.testing.assert_close(loss[0].double(), expected[0], rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(grad[0]).all() and (grad[0, 1:9] == 0).all()
+    for row in (2, 3, 4):
+        assert torch.isnan(loss[row]) and torch.isnan(grad[row]).all(), row
+    assert torch.isfinite(loss[5:]).all() and torch.isfinite(grad[5:]).all()

@@ -182,11 +182,14 @@ def test_double_backward_raises(device):
         torch.autograd.grad(loss.sum(), logits, create_graph=True)
 
 
-def test_gradient_with_respect_to_table_raises_rather_than_vanishing():
+def test_backward_op_refuses_a_table_that_requires_grad_rather_than_dropping_its_gradient():
+    logits, target, _, T_inv = _inputs("cpu", torch.float64)
+    T_inv.requires_grad_()
+    with pytest.raises(RuntimeError, match="does not differentiate with respect to T_inv"):
+        ops.backward_corrected_ce(logits.requires_grad_(), target, T_inv, -100)
     logits, target, log_T_t, _ = _inputs("cpu", torch.float64)
-    log_T_t.requires_grad_()
-    with pytest.raises(RuntimeError, match="do not differentiate with respect to T"):
-        ops.forward_corrected_ce(logits.requires_grad_(), target, log_T_t, -100)
+    with pytest.raises(RuntimeError, match="with respect to log_T_t or to T_t, not both"):
+        ops.forward_corrected_ce(logits, target, log_T_t.requires_grad_(), -100, T_t=log_T_t.detach().exp().requires_grad_())
 
 
 def test_scale_grad_multiplies_rows():
@@ -366,3 +369,321 @@ def test_dropout_mask_checks_its_arguments():
         ops.dropout_mask(torch.empty(3), 1.0)
     with pytest.raises(RuntimeError, match="float32 or float64 tensors, got BFloat16"):
         ops.dropout_mask(torch.empty(3, dtype=torch.bfloat16), 0.5)
+
+
+# --- the ops' optional inputs: the T_t cache, class weights, offset; the table gradient; a learnable T ---
+
+
+def _extras(C, dtype, device, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    weight = (torch.rand(C, generator=g, dtype=torch.float64) + 0.5).to(device, dtype)
+    offset = (torch.randn(C, generator=g, dtype=torch.float64) / C).to(device, dtype)
+    return weight, offset
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_opcheck_optional_inputs_and_table_gradients(device, dtype, reduction):
+    logits, target, log_T_t, T_inv = _inputs(device, dtype)
+    weight, offset = _extras(logits.shape[1], log_T_t.dtype, device)
+    T_t = log_T_t.exp()
+    h = logits.clone().requires_grad_()
+    torch.library.opcheck(ops.forward_corrected_ce, (h, target, log_T_t, -100, reduction), dict(T_t=T_t, weight=weight))
+    torch.library.opcheck(ops.backward_corrected_ce, (h, target, T_inv, -100, reduction), dict(weight=weight, offset=offset))
+    torch.library.opcheck(ops._forward_corrected_ce, (logits, target, log_T_t, -100, reduction, T_t, weight))
+    torch.library.opcheck(ops._backward_corrected_ce, (logits, target, T_inv, -100, reduction, weight, offset))
+    # a table that requires grad: log_T_t (a learnable T's log) or T_t (a T given to the function form)
+    torch.library.opcheck(ops.forward_corrected_ce, (h, target, log_T_t.clone().requires_grad_(), -100, reduction),
+                          dict(T_t=T_t, weight=weight))
+    torch.library.opcheck(ops.forward_corrected_ce, (h, target, log_T_t, -100, reduction),
+                          dict(T_t=T_t.clone().requires_grad_()))
+    if device == "cpu":  # the fused table gradient is a CPU kernel
+        row_grad = torch.rand(logits.shape[0], dtype=log_T_t.dtype) if reduction == NONE else None
+        for wrt_log in (True, False):
+            torch.library.opcheck(ops._forward_corrected_ce_table_grad,
+                                  (logits, target, log_T_t, -100, reduction, T_t, weight, row_grad, wrt_log))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_gradcheck_optional_inputs_and_tables(device, reduction):
+    """float64 gradcheck of the logits' gradient with weights (and offset), and of the table's gradient
+    through log_T_t and through T_t, including zeros of T (T_t) and every row of a class ignored."""
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64)
+    weight, offset = _extras(logits.shape[1], torch.float64, device)
+    h = logits.clone().requires_grad_()
+    lt = log_T_t.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda h, lt: ops.forward_corrected_ce(h, target, lt, -100, reduction, T_t=lt.detach().exp(), weight=weight),
+        (h, lt))
+    T_t = log_T_t.exp()
+    T_t[0, 3] = 0  # a zero of T: the gradient there is -p_j / q_y, finite
+    T_t /= T_t.sum(dim=0, keepdim=True)
+    assert torch.autograd.gradcheck(
+        lambda h, Tt: ops.forward_corrected_ce(h, target, Tt.detach().log(), -100, reduction, T_t=Tt, weight=weight),
+        (h, T_t.clone().requires_grad_()))
+    assert torch.autograd.gradcheck(
+        lambda h: ops.backward_corrected_ce(h, target, T_inv, -100, reduction, weight=weight, offset=offset), (h,))
+
+
+def _theta_t(C, dtype=torch.float64, seed=2):
+    """Free logits of a learnable T, transposed, with two near-zeros of T (LOG_ZERO-like entries)."""
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.randn(C, C, generator=g, dtype=torch.float64) + 2 * torch.eye(C, dtype=torch.float64)
+    theta[0, 1] = theta[2, 0] = -1000.0
+    return theta.t().contiguous().to(dtype)
+
+
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck_learnable(reduction, dtype):
+    logits, target, _, _ = _inputs("cpu", dtype)
+    table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    theta_t = _theta_t(logits.shape[1], table_dtype)
+    weight, _ = _extras(logits.shape[1], table_dtype, "cpu")
+    h = logits.clone().requires_grad_()
+    torch.library.opcheck(ops.forward_corrected_ce_learnable, (h, target, theta_t.clone().requires_grad_(), -100, reduction),
+                          dict(weight=weight))
+    row_grad = torch.rand(logits.shape[0], dtype=table_dtype) if reduction == NONE else None
+    torch.library.opcheck(ops._forward_corrected_ce_learnable, (logits, target, theta_t, -100, reduction, weight, row_grad))
+
+
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_gradcheck_learnable(reduction):
+    logits, target, _, _ = _inputs("cpu", torch.float64, B=9, C=4)
+    weight, _ = _extras(4, torch.float64, "cpu")
+    theta_t = _theta_t(4)
+    assert torch.autograd.gradcheck(
+        lambda h, th: ops.forward_corrected_ce_learnable(h, target, th, -100, reduction, weight=weight),
+        (logits.clone().requires_grad_(), theta_t.clone().requires_grad_()))
+
+
+@pytest.mark.parametrize("C", [5, 40, 300])
+@pytest.mark.parametrize("extreme", [False, True])
+def test_learnable_matches_autograd_through_the_reference(C, extreme):
+    """Against log_softmax(theta_t, dim=0) and the reference in float64; logits of +-120 send rows down the
+    log-space path."""
+    logits, target, _, _ = _inputs("cpu", torch.float64, B=80, C=C, seed=C)
+    if extreme:
+        logits = 120 * logits.sign()
+    weight, _ = _extras(C, torch.float64, "cpu")
+    theta_t = _theta_t(C)
+    row_grad = torch.rand(80, dtype=torch.float64)
+    for reduction, rg in ((MEAN, None), (SUM, None), (NONE, row_grad)):
+        red = {NONE: "none", MEAN: "mean", SUM: "sum"}[reduction]
+        h, th = logits.clone().requires_grad_(), theta_t.clone().requires_grad_()
+        rows = _reference.forward_corrected_ce(h, target, torch.log_softmax(th, dim=0), -100, weight)
+        expected = _reference.reduce(rows, target, red, -100, weight)
+        expected_sum = (expected * rg).sum() if rg is not None else expected
+        grad_h, grad_th = torch.autograd.grad(expected_sum, (h, th))
+        loss, grad, gth = ops._forward_corrected_ce_learnable(logits, target, theta_t, -100, reduction, weight, rg)
+        torch.testing.assert_close(loss, expected.detach(), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(grad, grad_h, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(gth, grad_th, rtol=1e-10, atol=1e-12)
+
+
+def test_learnable_has_the_same_bits_for_any_number_of_threads():
+    logits, target, _, _ = _inputs("cpu", torch.float32, B=3000, C=700, seed=5)
+    theta_t = _theta_t(700, torch.float32)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(ops._forward_corrected_ce_learnable(logits, target, theta_t, -100, MEAN, None, None))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("C", [5, 40])  # tiles of rows, and row by row
+def test_kernels_with_weights_and_offset_match_reference(device, C):
+    logits, target, log_T_t, T_inv = _inputs(device, torch.float64, B=37, C=C, seed=C)
+    weight, offset = _extras(C, torch.float64, device)
+    for reduction in (NONE, MEAN, SUM):
+        red = {NONE: "none", MEAN: "mean", SUM: "sum"}[reduction]
+        for op, ref, table, kw in (
+            (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t, dict(weight=weight)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(weight=weight, offset=offset)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(weight=weight)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(offset=offset)),
+        ):
+            h = logits.clone().requires_grad_()
+            expected = _reference.reduce(ref(h, target, table, -100, **kw), target, red, -100, kw.get("weight"))
+            (expected_grad,) = torch.autograd.grad(expected.sum(), h)
+            loss, grad = op(logits, target, table, -100, reduction, **kw)
+            torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_kernel_with_the_T_t_cache_matches_the_one_without():
+    """T_t = exp(log_T_t) given or not: the same loss (the one-exp path is exact to round-off), at any B, C."""
+    for B, C in ((3, 40), (64, 40), (5, 7), (300, 100)):
+        logits, target, log_T_t, _ = _inputs("cpu", torch.float64, B=B, C=C, seed=B)
+        with_cache = ops._forward_corrected_ce(logits, target, log_T_t, -100, NONE, T_t=log_T_t.exp())
+        without = ops._forward_corrected_ce(logits, target, log_T_t, -100, NONE)
+        for a, b in zip(with_cache, without):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("wrt_log", [True, False])
+@pytest.mark.parametrize("C", [5, 300])
+def test_table_gradient_has_the_same_bits_for_any_number_of_threads(wrt_log, C):
+    """Rows are grouped by target class and each class's rows added in row order by one thread."""
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float32, B=2000, C=C, seed=7)
+    weight, _ = _extras(C, torch.float32, "cpu")
+    T_t = log_T_t.exp()
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(ops._forward_corrected_ce_table_grad(logits, target, log_T_t, -100, MEAN, T_t, weight, None,
+                                                                 wrt_log))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("wrt_log", [True, False])
+def test_table_gradient_matches_autograd_through_the_reference(wrt_log):
+    logits, target, log_T_t, _ = _inputs("cpu", torch.float64, B=50, C=6, seed=3)
+    weight, _ = _extras(6, torch.float64, "cpu")
+    row_grad = torch.rand(50, dtype=torch.float64)
+    T = log_T_t.exp().t().contiguous()
+    for reduction, rg in ((MEAN, None), (SUM, None), (NONE, row_grad)):
+        red = {NONE: "none", MEAN: "mean", SUM: "sum"}[reduction]
+        table = (log_T_t if wrt_log else T).clone().requires_grad_()
+        h = logits.clone().requires_grad_()
+        if wrt_log:
+            rows = _reference.forward_corrected_ce(h, target, table, -100, weight)
+        else:
+            rows = _reference.forward_corrected_ce_T(h, target, table, -100, weight)
+        expected = _reference.reduce(rows, target, red, -100, weight)
+        expected = (expected * rg).sum() if rg is not None else expected
+        grad_h, grad_table = torch.autograd.grad(expected, (h, table))
+        loss, grad, gt = ops._forward_corrected_ce_table_grad(logits, target, log_T_t, -100, reduction, None, weight, rg,
+                                                              wrt_log)
+        torch.testing.assert_close(grad, grad_h, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gt, grad_table if wrt_log else grad_table.t(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("C", [5, 40])  # tiles of rows, and row by row
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_on_non_finite_logits(C, dtype):
+    """-inf off the target (a masked class): the limit of the formula, finite here; +inf or NaN anywhere in a
+    row, or a row of -inf only: NaN loss and gradient, as F.cross_entropy. Other rows are untouched."""
+    inf, nan = float("inf"), float("nan")
+    g = torch.Generator().manual_seed(C)
+    logits = torch.randn(32, C, generator=g, dtype=torch.float64).to(dtype)
+    target = torch.randint(1, C, (32,), generator=g)
+    logits[0, 0] = -inf           # masked non-target
+    logits[1, 0] = inf
+    logits[2, 0] = nan
+    logits[3] = -inf              # all masked
+    I = torch.eye(C, dtype=dtype)
+    table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    log_I, I_t = I.log().to(table_dtype), I.to(table_dtype)
+    expected = F.cross_entropy(logits.double(), target, reduction="none")
+    for op, table, kw in ((ops._forward_corrected_ce, log_I, {}), (ops._forward_corrected_ce, log_I, dict(T_t=I_t)),
+                          (ops._backward_corrected_ce, I_t, {})):
+        loss, grad = op(logits, target, table, -100, NONE, **kw)
+        assert torch.isfinite(loss[0]) and torch.isfinite(grad[0]).all()
+        torch.testing.assert_close(loss[0].double(), expected[0], rtol=1e-5, atol=1e-5)
+        assert grad[0, 0] == 0
+        for row in (1, 2, 3):
+            assert torch.isnan(loss[row]) and torch.isnan(grad[row]).all(), (op, row)
+        assert torch.isfinite(loss[4:]).all() and torch.isfinite(grad[4:]).all()
+
+
+# --- K-dimensional logits (N, C, S): the CPU kernels read that layout as it lies --------------------------
+
+
+def _kdim_inputs(N, C, S, dtype=torch.float64, seed=0, extreme=False):
+    g = torch.Generator().manual_seed(seed)
+    logits = 3 * torch.randn(N, C, S, generator=g, dtype=torch.float64)
+    if extreme:  # +-120 with zeros in T: positions whose sum_j T[j, y] e_j underflows take the log-space path
+        logits = 120 * torch.sign(logits)
+    target = torch.randint(0, C, (N, S), generator=g)
+    target.view(-1)[::7] = -100
+    T = torch.rand(C, C, generator=g, dtype=torch.float64) + C / 4 * torch.eye(C, dtype=torch.float64)
+    T[torch.rand(C, C, generator=g) < 0.4] = 0
+    T.fill_diagonal_(1.0)
+    T /= T.sum(dim=1, keepdim=True)
+    table_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return logits.to(dtype), target, T.log().t().contiguous().to(table_dtype), torch.linalg.inv(T).to(table_dtype).contiguous()
+
+
+def _as_rows(logits, target):
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1]), target.reshape(-1)
+
+
+@pytest.mark.parametrize("S", [5, 16, 37])  # partial chunk, full chunks (float32: 16 lanes), both
+@pytest.mark.parametrize("C", [5, 40])
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kdim_kernels_match_the_reference_on_rows(S, C, extreme, dtype):
+    logits, target, log_T_t, T_inv = _kdim_inputs(3, C, S, dtype, seed=S + C, extreme=extreme)
+    weight, offset = _extras(C, log_T_t.dtype, "cpu")
+    rows, row_target = _as_rows(logits, target)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for reduction in (NONE, MEAN, SUM):
+        red = {NONE: "none", MEAN: "mean", SUM: "sum"}[reduction]
+        for op, ref, table, kw in (
+            (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t, dict(weight=weight)),
+            (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t, dict(T_t=log_T_t.exp())),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(weight=weight, offset=offset)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, {}),
+        ):
+            h = rows.double().requires_grad_()
+            ref_kw = {k: v for k, v in kw.items() if k != "T_t"}
+            expected = _reference.reduce(ref(h, row_target, table.double(), -100, **ref_kw), row_target, red, -100,
+                                         ref_kw.get("weight"))
+            (expected_grad,) = torch.autograd.grad(expected.sum(), h)
+            loss, grad = op(logits, target, table, -100, reduction, **kw)
+            assert grad.shape == logits.shape and loss.shape == (target.shape if reduction == NONE else ())
+            # losses reach 120 |T^-1| with +-120 logits, and float32 loses digits to T^-1's cancellations
+            scale = (120 if extreme else 1) * (table.abs().sum(1).max().item() if table is T_inv else 1)
+            torch.testing.assert_close(loss.double(), expected.detach().reshape(loss.shape),
+                                       rtol=tol["rtol"], atol=tol["atol"] * scale)
+            torch.testing.assert_close(grad.double().movedim(1, -1).reshape(-1, C), expected_grad,
+                                       rtol=tol["rtol"], atol=tol["atol"] * (scale if dtype == torch.float32 else 1))
+
+
+def test_kdim_kernels_on_ignored_and_non_finite_positions():
+    inf, nan = float("inf"), float("nan")
+    logits, target, _, _ = _kdim_inputs(2, 6, 20, torch.float32)
+    I = torch.eye(6)  # T = I: the masked class's limit is finite for both corrections
+    log_T_t, T_inv = I.log(), I
+    target[:] = 1
+    target[0, 3] = -100
+    logits[0, 0, 4] = -inf  # masked non-target class
+    logits[0, 2, 5] = inf
+    logits[1, 4, 6] = nan
+    logits[1, :, 7] = -inf
+    for op, table in ((ops._forward_corrected_ce, log_T_t), (ops._backward_corrected_ce, T_inv)):
+        loss, grad = op(logits, target, table, -100, NONE)
+        assert loss[0, 3] == 0 and (grad[0, :, 3] == 0).all()
+        assert torch.isfinite(loss[0, 4]) and torch.isfinite(grad[0, :, 4]).all() and grad[0, 0, 4] == 0
+        for n, s in ((0, 5), (1, 6), (1, 7)):
+            assert torch.isnan(loss[n, s]) and torch.isnan(grad[n, :, s]).all()
+        finite = torch.ones_like(loss, dtype=torch.bool)
+        finite[0, 5] = finite[1, 6] = finite[1, 7] = False
+        assert torch.isfinite(loss[finite]).all()
+
+
+@pytest.mark.parametrize("reduction", [NONE, MEAN, SUM])
+def test_kdim_opcheck_and_gradcheck(reduction):
+    logits, target, log_T_t, T_inv = _kdim_inputs(2, 4, 5)
+    weight, offset = _extras(4, torch.float64, "cpu")
+    h = logits.clone().requires_grad_()
+    torch.library.opcheck(ops.forward_corrected_ce, (h, target, log_T_t, -100, reduction), dict(weight=weight))
+    torch.library.opcheck(ops.backward_corrected_ce, (h, target, T_inv, -100, reduction), dict(offset=offset))
+    assert torch.autograd.gradcheck(lambda h: ops.forward_corrected_ce(h, target, log_T_t, -100, reduction, weight=weight), (h,))
+    assert torch.autograd.gradcheck(lambda h: ops.backward_corrected_ce(h, target, T_inv, -100, reduction, offset=offset), (h,))

@@ -449,9 +449,17 @@ def test_bad_inputs():
     logits, target = batch(10)
     fwd = pyrobust.forward_corrected_cross_entropy
     cases = [
-        (lambda: fwd(logits, target.float(), T), DtypeError, "target must hold int64 class indices, got torch.float32"),
+        (lambda: fwd(logits, target.float(), T), DtypeError,
+         r"target must hold int64 \(or uint8\) class indices, got torch.float32: pass target.long\(\)"),
+        (lambda: fwd(logits, target.int(), T), DtypeError, r"got torch.int32: pass target.long\(\)"),
         (lambda: fwd(logits.long(), target, T), DtypeError, "logits must be floating point"),
-        (lambda: fwd(logits[0], target, T), ValueError, r"logits must be 2-D \(B, C\)"),
+        (lambda: fwd(logits[0], target, T), ValueError, r"target must have shape \(\) to match logits \(10,\)"),
+        (lambda: fwd(logits[0, 0], target[0], T), ValueError, "logits must have a class dimension"),
+        (lambda: fwd(logits, logits.long(), T), DtypeError, "holds class probabilities and must be floating point"),
+        (lambda: fwd(logits, target, T, weight=torch.ones(9)), ValueError, r"weight must have shape \(10,\)"),
+        (lambda: fwd(logits, target, T, weight=torch.ones(10, dtype=torch.int64)), DtypeError, "weight must be floating"),
+        (lambda: fwd(logits, target, T, label_smoothing=1.5), ValueError, r"label_smoothing must lie in \[0, 1\]"),
+        (lambda: fwd(logits, logits.softmax(1), T, ignore_index=3), ValueError, "ignore_index is not supported"),
         (lambda: fwd(logits, target[:-1], T), ValueError, r"target must have shape \(33,\)"),
         (lambda: fwd(logits, target.to("meta"), T), ValueError, "logits are on cpu but target is on meta"),
         (lambda: fwd(logits, target, T, reduction="avg"), ValueError, "reduction must be one of"),

@@ -35,9 +35,13 @@ struct LogSumExp {
 };
 
 // Merge two partial log-sum-exps (online softmax); exact for -inf maxima, where exp(-inf - -inf)
-// would be NaN.
+// would be NaN. A NaN maximum (a NaN logit) gives the one NaN state whatever the order of the arguments,
+// so that a reduction over lanes in any order ends with the same bits in every lane.
 template <typename acc_t>
 PYROBUST_HOST_DEVICE LogSumExp<acc_t> merge(LogSumExp<acc_t> a, LogSumExp<acc_t> b) {
+  if (a.max != a.max || b.max != b.max) {
+    return {std::numeric_limits<acc_t>::quiet_NaN(), std::numeric_limits<acc_t>::quiet_NaN()};
+  }
   if (a.max < b.max) {
     LogSumExp<acc_t> t = a;
     a = b;
