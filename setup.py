@@ -3,17 +3,41 @@
 Install with ``pip install --no-build-isolation -e .``: an isolated build environment would fetch another
 torch, and an extension built against one torch does not load in another.
 
-The extension ``pyrobust._C`` always holds the op schemas and the CPU kernels. Where torch is a CUDA build
-and nvcc is found, the CUDA kernels (``kernels/cuda/*.cu``) and their thin binding are compiled into it as
-well; otherwise they are left out and ``pyrobust.backend("cuda")`` says why.
+The extension ``pyrobust._C`` always holds the op schemas, their autograd and the CPU dispatch; the CPU
+kernels themselves are built once per instruction set into libraries of their own, ``pyrobust._cpu_default``
+(baseline x86-64, and the only one on other architectures), ``pyrobust._cpu_avx2`` and ``pyrobust._cpu_avx512``,
+of which ``_C`` loads the best that the CPU supports (or the one ``PYROBUST_CPU_CAPABILITY`` names): a build
+runs on any x86-64 machine, as PyTorch's own (kernels/cpu/kernels.cpp says why libraries and not per-file
+flags). Where torch is a CUDA build and nvcc is found, the CUDA kernels (``kernels/cuda/*.cu``) and their thin
+binding are compiled into ``_C`` as well; otherwise they are left out and ``pyrobust.backend("cuda")`` says
+why.
 """
 
 import glob
 import os
+import platform
+import sys
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+#: The CPU kernels' builds and their flags (those of ATen's CPU_CAPABILITY builds); compiled with them here,
+#: chosen at run time by kernels/cpu/dispatch.cpp.
+CPU_CAPABILITIES = {
+    "default": [],
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"],
+}
+DL = ["dl"] if sys.platform.startswith("linux") else []  # dlopen: in libc only from glibc 2.34
+
+
+def cpu_capabilities() -> dict[str, list[str]]:
+    """The builds for this machine's architecture: all of them on x86-64, ``default`` alone elsewhere."""
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return CPU_CAPABILITIES
+    return {"default": []}
 
 
 def _extensions():
@@ -29,15 +53,10 @@ def _extensions():
     def rel(pattern):
         return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
-    sources = rel("kernels/ops.cpp") + rel("kernels/cpu/*.cpp")
-    # at::parallel_for compiles to OpenMP pragmas in the header: without -fopenmp it silently runs serial.
-    cxx = ["-O3", "-std=c++20", "-fopenmp"]  # torch >= 2.10 headers need C++20
-    if os.environ.get("PYROBUST_PORTABLE", "0") != "1":
-        cxx.append("-march=native")
+    sources = rel("kernels/ops.cpp") + rel("kernels/cpu/dispatch.cpp")
+    cxx = ["-O3", "-std=c++20"]  # torch >= 2.10 headers need C++20
     kwargs = dict(
-        name="pyrobust._C",
         include_dirs=[os.path.join(ROOT, "kernels", "include")],
-        extra_link_args=["-fopenmp"],
         py_limited_api=False,
     )
     with_cuda = (
@@ -51,14 +70,30 @@ def _extensions():
         arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
         if arch is None:
             nvcc += ["-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90"]
-        return [
-            CUDAExtension(
-                sources=sources,
-                extra_compile_args={"cxx": cxx + ["-DPYROBUST_WITH_CUDA"], "nvcc": nvcc},
-                **kwargs,
-            )
-        ]
-    return [CppExtension(sources=sources, extra_compile_args={"cxx": cxx}, **kwargs)]
+        main = CUDAExtension(
+            name="pyrobust._C",
+            sources=sources,
+            extra_compile_args={"cxx": cxx + ["-DPYROBUST_WITH_CUDA"], "nvcc": nvcc},
+            libraries=DL,
+            **kwargs,
+        )
+    else:
+        main = CppExtension(name="pyrobust._C", sources=sources, extra_compile_args={"cxx": cxx}, libraries=DL,
+                            **kwargs)
+    # One library per instruction set. at::parallel_for compiles to OpenMP pragmas in the header: without
+    # -fopenmp it silently runs serial. Hidden symbols: each build keeps its own copies of inline functions.
+    hidden = ["-fvisibility=hidden", "-fvisibility-inlines-hidden"]
+    kernels = [
+        CppExtension(
+            name=f"pyrobust._cpu_{capability}",
+            sources=rel(f"kernels/cpu/capability/{capability}.cpp"),
+            extra_compile_args={"cxx": [*cxx, "-fopenmp", *hidden, *flags]},
+            extra_link_args=["-fopenmp"],
+            **kwargs,
+        )
+        for capability, flags in cpu_capabilities().items()
+    ]
+    return [main, *kernels]
 
 
 def _version():

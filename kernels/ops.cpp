@@ -1,6 +1,7 @@
 // The pyrobust custom ops: their schemas, in one place, and the autograd of the losses, which is the same
-// for every device. Kernels register per device in kernels/cpu and kernels/cuda; fake tensors and autocast
-// are registered from Python (pyrobust/_ops.py).
+// for every device. Kernels register per device in kernels/cpu/dispatch.cpp (which forwards to the build of
+// the CPU kernels for this CPU's instruction set) and kernels/cuda; fake tensors and autocast are registered
+// from Python (pyrobust/_ops_fake.py).
 #include <Python.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/graph_task.h>
@@ -64,6 +65,12 @@ TORCH_LIBRARY(pyrobust, m) {
   // Inverted-dropout mask shaped like `self`: 1 / (1 - p) where kept (probability 1 - p), else 0; random,
   // from `generator` or torch's default one. Not differentiable (it reads only the shape of `self`).
   m.def("dropout_mask(Tensor self, float p, *, Generator? generator=None) -> Tensor");
+  // The instruction set of the CPU kernels in use (kernels/cpu/dispatch.cpp): default, avx2 or avx512, chosen
+  // on the first call from the CPU, or from PYROBUST_CPU_CAPABILITY.
+  m.def("cpu_capability() -> str");
+  // Tests and benchmarks only: switch to the kernels of another capability, or to those of `library` (a build
+  // of kernels/cpu/kernels.cpp named `capability`); returns the capability in use before.
+  m.def("_use_cpu_kernels(str capability, str? library=None) -> str");
 }
 
 namespace pyrobust {

@@ -2,23 +2,15 @@
 // at::parallel_for, each row vectorised with at::vec. A row reads its C logits, one row of the C x C table
 // (row y of log_T_t, i.e. column y of T; or row y of T_inv) and writes its loss and its C gradients:
 // O(C) per row, never the O(C^2) of softmax(h) @ T. Refinements, all checked against the float64
-// reference by the tests: rows of few classes are processed W at a time, transposed (Tile); the forward
-// correction uses one exp per element instead of two where T_t = exp(log_T_t) is at hand (forward_row_fast:
-// cached by the loss modules, or computed once per call when C <= B); the gradient with respect to the
-// table (a learnable T) is accumulated in the same pass, rows grouped by target class (forward_classes).
-// at::vec picks its SIMD implementation from the CPU_CAPABILITY macros, which PyTorch sets only for its own
-// per-ISA builds of its kernels; without them Vectorized is a plain array with scalar std::exp. Derive them
-// from what the compiler targets (setup.py passes -march=native unless PYROBUST_PORTABLE=1).
-#if !defined(CPU_CAPABILITY)
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
-#define CPU_CAPABILITY AVX512
-#define CPU_CAPABILITY_AVX512
-#elif defined(__AVX2__) && defined(__FMA__)
-#define CPU_CAPABILITY AVX2
-#define CPU_CAPABILITY_AVX2
-#endif
-#endif
-
+// reference by the tests: rows of few classes are processed W at a time, transposed (Tile; K-dimensional
+// logits lie that way already, and both go through forward_lanes / backward_lanes); the forward correction
+// uses one exp per element instead of two where T_t = exp(log_T_t) is at hand (forward_row_fast: cached by
+// the loss modules, or computed once per call when C <= B); the gradient with respect to the table (a
+// learnable T) is accumulated in the same pass, rows grouped by target class (forward_class_rows, shared with
+// a learnable T). A row of the forward correction takes forward_row_fast, or forward_row_log where that
+// cannot (forward_row), whether visited in memory order, by class, or as a K-dimensional position.
+// Compiled once per instruction set, inside kernels/cpu/kernels.cpp, which sets at::vec's CPU_CAPABILITY
+// first; the ops' CPU dispatch key forwards here through kernels/cpu/dispatch.cpp.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Reduction.h>
@@ -29,7 +21,6 @@
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/exp.h>
 #include <ATen/ops/mul.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -291,154 +282,6 @@ void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_
   *loss = w * forward_loss(LogSumExp<scalar_t>{max_h, sum_h}.value(), LogSumExp<scalar_t>{max_q, sum_q}.value());
 }
 
-// Forward correction for rows [begin, end) of the B x C logits, row by row.
-template <typename scalar_t>
-void forward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  const int64_t C = a.C;
-  const Row<scalar_t> row(C);
-  std::vector<scalar_t> scratch(2 * (C + W));  // padded: whole-vector access, never out of bounds
-  scalar_t* e_h = scratch.data();
-  scalar_t* e_q = e_h + C + W;
-  const scalar_t fast_min = fast_path_min<scalar_t>();
-
-  for (int64_t i = begin; i < end; ++i) {
-    const scalar_t* h = a.h + i * C;
-    scalar_t* g = a.grad + i * C;
-    const int64_t y = a.y[i];
-    if (y == a.ignore_index) {
-      ignore_row(a.loss + i, g, C);
-      continue;
-    }
-    const scalar_t w = a.class_weight(y), s = a.scale * w;
-    if (a.T_t != nullptr && forward_row_fast<scalar_t, kAccNone>(h, a.T_t + y * C, g, a.loss + i, e_h, row,
-                                                                    a.logits_end(), a.T_t + C * C, fast_min, s,
-                                                                    w, nullptr)) {
-      continue;
-    }
-    forward_row_log<scalar_t, kAccNone>(h, a.table + y * C, g, a.loss + i, e_h, e_q, row, a.logits_end(),
-                                        a.table_end(), s, w, nullptr);
-  }
-}
-
-// Few classes (C <= kTileMaxC, e.g. MNIST's 10): a row is one or two vectors, mostly padding, and the
-// per-row horizontal reductions and scalar logs cost more than the exps. Instead take W rows at a time,
-// transposed so that lane r holds row r: every reduction over classes becomes an element-wise vector op.
-constexpr int64_t kTileMaxC = 32;
-
-template <typename scalar_t>
-struct Tile {
-  using Vec = Vectorized<scalar_t>;
-  static constexpr int64_t W = Vec::size();
-  alignas(64) scalar_t h[kTileMaxC * W];    // h[j * W + r] = logits[row r, class j]
-  alignas(64) scalar_t t[kTileMaxC * W];    // t[j * W + r] = table[y_r, j] (backward: with offset, weight)
-  alignas(64) scalar_t e[2][kTileMaxC * W];  // exps, then the gradient in e[0]
-  alignas(64) scalar_t loss[W];
-  alignas(64) scalar_t sum_q[W];  // forward: sum_j T[j, y] e_j, to spot rows for the log-space path
-  alignas(64) scalar_t max_h[W];  // rows without a finite maximum are NaN
-  alignas(64) scalar_t w[W];      // forward: the weight of each row's class (1 without weights)
-
-  // Rows with target == ignore_index read table row 0 here and are overwritten in store().
-  template <bool kOffset = false, bool kWeight = false>
-  void load(const Args<scalar_t>& a, const scalar_t* table, int64_t i0) {
-    const int64_t C = a.C;
-    for (int64_t r = 0; r < W; ++r) {
-      const int64_t y = a.y[i0 + r] == a.ignore_index ? 0 : a.y[i0 + r];
-      const scalar_t* hr = a.h + (i0 + r) * C;
-      const scalar_t* tr = table + y * C;
-      for (int64_t j = 0; j < C; ++j) {
-        h[j * W + r] = hr[j];
-        scalar_t tv = tr[j];
-        if constexpr (kOffset) tv += a.offset[j];
-        if constexpr (kWeight) tv *= a.weight[j];
-        t[j * W + r] = tv;
-      }
-      w[r] = a.class_weight(y);
-    }
-  }
-
-  void store(const Args<scalar_t>& a, int64_t i0) const {
-    const int64_t C = a.C;
-    for (int64_t r = 0; r < W; ++r) {
-      scalar_t* g = a.grad + (i0 + r) * C;
-      if (a.y[i0 + r] == a.ignore_index) {
-        ignore_row(a.loss + i0 + r, g, C);
-      } else if (!finite_max(max_h[r])) {
-        nan_row(a.loss + i0 + r, g, C);
-      } else {
-        a.loss[i0 + r] = loss[r];
-        for (int64_t j = 0; j < C; ++j) g[j] = e[0][j * W + r];
-      }
-    }
-  }
-};
-
-// forward_row_fast for a tile (tile.t holds T[:, y] here, not its log); tile.sum_q gets sum_j T[j, y] e_j.
-// Returns whether every lane is done: a finite maximum and sum_q >= fast_min (else forward_all redoes it).
-template <typename scalar_t, bool kWeighted>
-bool forward_tile_fast(Tile<scalar_t>& tile, int64_t C, scalar_t scale, scalar_t fast_min) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  Vec max_h(-kInf<scalar_t>);
-  for (int64_t j = 0; j < C; ++j) max_h = at::vec::maximum(max_h, Vec::loadu(tile.h + j * W));
-  max_h.store(tile.max_h);
-  Vec sum_h(0), sum_q(0);
-  for (int64_t j = 0; j < C; ++j) {
-    const Vec e = vexp(Vec::loadu(tile.h + j * W) - max_h);
-    e.store(tile.e[0] + j * W);
-    sum_h += e;
-    sum_q = at::vec::fmadd(e, Vec::loadu(tile.t + j * W), sum_q);
-  }
-  Vec s(scale);
-  if constexpr (kWeighted) s = s * Vec::loadu(tile.w);
-  const Vec inv_h = s / sum_h, inv_q = s / sum_q;
-  for (int64_t j = 0; j < C; ++j) {
-    (Vec::loadu(tile.e[0] + j * W) * (inv_h - Vec::loadu(tile.t + j * W) * inv_q)).store(tile.e[0] + j * W);
-  }
-  if constexpr (kWeighted) {
-    ((sum_h.log() - sum_q.log()) * Vec::loadu(tile.w)).store(tile.loss);
-  } else {
-    (sum_h.log() - sum_q.log()).store(tile.loss);
-  }
-  sum_q.store(tile.sum_q);
-  // all lanes fast: sum_q >= fast_min (false for NaN) and a finite maximum
-  const Vec inf(kInf<scalar_t>);
-  const Vec ok = (sum_q >= Vec(fast_min)) & (max_h < inf) & (max_h > -inf);
-  alignas(64) scalar_t bits[W];
-  ok.store(bits);
-  for (int64_t r = 0; r < W; ++r) {
-    if (bits[r] == scalar_t(0)) return false;  // a lane's mask is 0 (false) or all ones (NaN as a float)
-  }
-  return true;
-}
-
-// Forward correction of rows [begin, end): tiles of W rows when C is small, the rest row by row; a row
-// of a tile that needs the log-space path is redone by forward_rows (rows without a finite maximum are NaN
-// already).
-template <typename scalar_t>
-void forward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
-  constexpr int64_t W = Vectorized<scalar_t>::size();
-  if (a.T_t != nullptr && a.C <= kTileMaxC) {
-    const scalar_t fast_min = fast_path_min<scalar_t>();
-    Tile<scalar_t> tile;
-    for (; begin + W <= end; begin += W) {
-      tile.load(a, a.T_t, begin);
-      const bool all_fast = a.weight != nullptr ? forward_tile_fast<scalar_t, true>(tile, a.C, a.scale, fast_min)
-                                                : forward_tile_fast<scalar_t, false>(tile, a.C, a.scale, fast_min);
-      tile.store(a, begin);
-      if (all_fast) continue;
-      for (int64_t r = 0; r < W; ++r) {
-        const int64_t i = begin + r;
-        if (a.y[i] != a.ignore_index && finite_max(tile.max_h[r]) && !(tile.sum_q[r] >= fast_min)) {
-          forward_rows<scalar_t>(a, i, i + 1);
-        }
-      }
-    }
-  }
-  forward_rows<scalar_t>(a, begin, end);
-}
-
 // Prefetches a row of logits (to read) and of the gradient (to write), a cache line at a time.
 template <typename scalar_t>
 void prefetch_row(const scalar_t* h, scalar_t* g, int64_t C) {
@@ -449,43 +292,119 @@ void prefetch_row(const scalar_t* h, scalar_t* g, int64_t C) {
   }
 }
 
-// Forward correction with the gradient with respect to the table, for the rows of classes [c_begin, c_end):
-// the rows of class y (ascending, `order[start[y]] ...`) are done one after the other by one thread, which
-// adds their table gradients into row y of `grad_table` in that order. The same bits for any number of
-// threads.
+// Column y of T for the one-exp path (null: log space only) and of log T, each with its buffer's end.
+template <typename scalar_t>
+struct Column {
+  const scalar_t *T, *T_end, *log, *log_end;
+};
+
+// Column y of the call's tables: T_t (if at hand) and log_T_t.
+template <typename scalar_t>
+Column<scalar_t> table_column(const Args<scalar_t>& a, int64_t y) {
+  const bool fast = a.T_t != nullptr;
+  return {fast ? a.T_t + y * a.C : nullptr, fast ? a.T_t + a.C * a.C : nullptr, a.table + y * a.C, a.table_end()};
+}
+
+// What one thread's rows reuse: the vector view of a row and two scratch rows of exps, padded for
+// whole-vector access.
+template <typename scalar_t>
+struct RowScratch {
+  static constexpr int64_t W = Vectorized<scalar_t>::size();
+  explicit RowScratch(int64_t C) : row(C), exps(2 * (C + W)), fast_min(fast_path_min<scalar_t>()) {}
+  scalar_t* e_h() { return exps.data(); }
+  scalar_t* e_q() { return exps.data() + row.C + W; }
+
+  const Row<scalar_t> row;
+  std::vector<scalar_t> exps;
+  const scalar_t fast_min;
+};
+
+// One row of the forward correction: the one-exp path where T's column is at hand and the row allows it,
+// else log space. Rows visited out of memory order name the next one (next_h, next_g) to prefetch.
 template <typename scalar_t, int kAcc>
-void forward_classes(const Args<scalar_t>& a, const int64_t* order, const int64_t* start, scalar_t* grad_table,
-                     int64_t c_begin, int64_t c_end) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  const int64_t C = a.C;
-  const Row<scalar_t> row(C);
-  std::vector<scalar_t> scratch(2 * (C + W));
-  scalar_t* e_h = scratch.data();
-  scalar_t* e_q = e_h + C + W;
-  const scalar_t fast_min = fast_path_min<scalar_t>();
-  for (int64_t y = c_begin; y < c_end; ++y) {
-    scalar_t* acc = grad_table + y * C;
-    std::fill(acc, acc + C, scalar_t(0));
+void forward_row(const scalar_t* h, scalar_t* g, scalar_t* loss, const scalar_t* logits_end,
+                 const Column<scalar_t>& col, scalar_t s, scalar_t w, scalar_t* acc, RowScratch<scalar_t>& k,
+                 const scalar_t* next_h = nullptr, scalar_t* next_g = nullptr) {
+  if (col.T != nullptr && forward_row_fast<scalar_t, kAcc>(h, col.T, g, loss, k.e_h(), k.row, logits_end, col.T_end,
+                                                           k.fast_min, s, w, acc, next_h, next_g)) {
+    return;
+  }
+  if (next_h != nullptr) prefetch_row(next_h, next_g, k.row.C);
+  forward_row_log<scalar_t, kAcc>(h, col.log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, col.log_end, s, w, acc);
+}
+
+// Rows [begin, end) of the B x C logits in memory order: an ignored row gets 0 loss and gradient, the others
+// f(i, y, h, g).
+template <typename scalar_t, typename F>
+void for_rows(const Args<scalar_t>& a, int64_t begin, int64_t end, const F& f) {
+  for (int64_t i = begin; i < end; ++i) {
+    scalar_t* g = a.grad + i * a.C;
+    if (a.y[i] == a.ignore_index) ignore_row(a.loss + i, g, a.C);
+    else f(i, a.y[i], a.h + i * a.C, g);
+  }
+}
+
+// Forward correction for rows [begin, end) of the B x C logits, row by row.
+template <typename scalar_t>
+void forward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
+  RowScratch<scalar_t> k(a.C);
+  for_rows(a, begin, end, [&](int64_t i, int64_t y, const scalar_t* h, scalar_t* g) {
     const scalar_t w = a.class_weight(y);
-    for (int64_t k = start[y]; k < start[y + 1]; ++k) {
-      const int64_t i = order[k];
-      const scalar_t* h = a.h + i * C;
-      scalar_t* g = a.grad + i * C;
-      // Rows come in class order, not memory order: the next one's logits and gradient are fetched while
-      // this one is computed (forward_row_fast), which the hardware prefetcher would not.
-      const bool more = k + 1 < start[c_end];
-      const scalar_t s = a.scale * w * (a.row_grad != nullptr ? a.row_grad[i] : scalar_t(1));
-      if (a.T_t != nullptr && forward_row_fast<scalar_t, kAcc>(h, a.T_t + y * C, g, a.loss + i, e_h, row,
-                                                                 a.logits_end(), a.T_t + C * C, fast_min, s, w,
-                                                                 acc, more ? a.h + order[k + 1] * C : nullptr,
-                                                                 more ? a.grad + order[k + 1] * C : nullptr)) {
-        continue;
-      }
-      if (more) prefetch_row(a.h + order[k + 1] * C, a.grad + order[k + 1] * C, C);
-      forward_row_log<scalar_t, kAcc>(h, a.table + y * C, g, a.loss + i, e_h, e_q, row, a.logits_end(),
-                                      a.table_end(), s, w, acc);
-    }
+    forward_row<scalar_t, kAccNone>(h, g, a.loss + i, a.logits_end(), table_column(a, y), a.scale * w, w, nullptr, k);
+  });
+}
+
+// The rows of class y, order[k0 .. k1) (ascending), one after the other: their table gradients are added into
+// `acc` in that order, the same bits for any number of threads. Rows come in class order, not memory order:
+// the next one's logits and gradient (up to order[k_end - 1]) are fetched while this one is computed, which
+// the hardware prefetcher would not (it follows streams within a page, not jumps between rows).
+template <typename scalar_t, int kAcc>
+void forward_class_rows(const Args<scalar_t>& a, const int64_t* order, int64_t k0, int64_t k1, int64_t k_end,
+                        int64_t y, const Column<scalar_t>& col, scalar_t* acc, RowScratch<scalar_t>& k) {
+  const int64_t C = a.C;
+  const scalar_t w = a.class_weight(y);
+  for (int64_t n = k0; n < k1; ++n) {
+    const int64_t i = order[n];
+    const bool more = n + 1 < k_end;
+    const scalar_t s = a.scale * w * (a.row_grad != nullptr ? a.row_grad[i] : scalar_t(1));
+    forward_row<scalar_t, kAcc>(a.h + i * C, a.grad + i * C, a.loss + i, a.logits_end(), col, s, w, acc, k,
+                                more ? a.h + order[n + 1] * C : nullptr, more ? a.grad + order[n + 1] * C : nullptr);
+  }
+}
+
+// Rows grouped by target class, ascending within a class (a stable counting sort): class y has the rows
+// order[start[y] .. start[y + 1]). Ignored rows are left out, their loss and gradient set to 0 here.
+struct ClassRows {
+  std::vector<int64_t> start, order;
+};
+
+template <typename scalar_t>
+ClassRows group_by_class(const Args<scalar_t>& a) {
+  ClassRows r{std::vector<int64_t>(a.C + 1, 0), {}};
+  for (int64_t i = 0; i < a.B; ++i) {
+    if (a.y[i] != a.ignore_index) ++r.start[a.y[i] + 1];
+  }
+  for (int64_t c = 0; c < a.C; ++c) r.start[c + 1] += r.start[c];
+  r.order.resize(r.start[a.C]);
+  std::vector<int64_t> next(r.start.begin(), r.start.end() - 1);
+  for (int64_t i = 0; i < a.B; ++i) {
+    if (a.y[i] == a.ignore_index) ignore_row(a.loss + i, a.grad + i * a.C, a.C);
+    else r.order[next[a.y[i]]++] = i;
+  }
+  return r;
+}
+
+// Forward correction with the gradient with respect to the table, for the rows of classes [c_begin, c_end):
+// row y of `grad_table` gets the table gradient of class y's rows.
+template <typename scalar_t, int kAcc>
+void forward_classes(const Args<scalar_t>& a, const ClassRows& rows, scalar_t* grad_table, int64_t c_begin,
+                     int64_t c_end) {
+  RowScratch<scalar_t> k(a.C);
+  for (int64_t y = c_begin; y < c_end; ++y) {
+    scalar_t* acc = grad_table + y * a.C;
+    std::fill(acc, acc + a.C, scalar_t(0));
+    forward_class_rows<scalar_t, kAcc>(a, rows.order.data(), rows.start[y], rows.start[y + 1], rows.start[c_end], y,
+                                       table_column(a, y), acc, k);
   }
 }
 
@@ -497,9 +416,11 @@ void forward_classes(const Args<scalar_t>& a, const int64_t* order, const int64_
 
 // Backward correction for rows [begin, end): (1) max of h; (2) exp(h - max) into a scratch row, its sum,
 // sum_k t_k and sum_k t_k (h_k - max); (3) gradient = scale (softmax(h) sum_k t_k - t).
-// Padding lanes: h = -inf for the exp (adds 0), t = 0 and h - max = 0 for the sums.
+// Padding lanes: h = -inf for the exp (adds 0), t = 0 and h - max = 0 for the sums. Not inlined into
+// backward_all: compiled together with the tiles' code, GCC 12 allocated the exp sweep's registers well or
+// with a spill (10-15 % apart at C = 100) depending on unrelated edits.
 template <typename scalar_t, bool kOffset, bool kWeight>
-void backward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
+__attribute__((noinline)) void backward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const int64_t C = a.C;
@@ -561,29 +482,185 @@ void backward_rows(const Args<scalar_t>& a, int64_t begin, int64_t end) {
   }
 }
 
+// ---- W rows at a time, transposed -----------------------------------------------------------------------
+//
+// Lane r of a vector holds row r: class j of the W rows is the vector at x + j * stride, and every reduction
+// over classes is an element-wise vector op (no horizontal reductions, no scalar logs per row). Used for rows
+// of few classes (Tile, copied in transposed) and for K-dimensional logits, which lie that way already.
+// t[j * W + r] is the table value of class j for lane r's target.
+
+// Forward correction with the one-exp path, t = T[:, y_r]: writes per lane max_h, the loss (weighted by w
+// with kWeighted) and sum_q = sum_j T[j, y] e_j (rows with sum_q < fast_min need the log-space path), and g,
+// the gradient scaled by scale (* w).
+template <typename scalar_t, bool kWeighted>
+void forward_lanes(const scalar_t* h, scalar_t* g, int64_t stride, const scalar_t* t, const scalar_t* w, int64_t C,
+                   scalar_t scale, scalar_t* max_h, scalar_t* loss, scalar_t* sum_q) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  Vec vmax(-kInf<scalar_t>);
+  for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(h + j * stride));
+  vmax.store(max_h);
+  Vec sum_h(0), vsum_q(0);
+  for (int64_t j = 0; j < C; ++j) {
+    const Vec e = vexp(Vec::loadu(h + j * stride) - vmax);
+    e.store(g + j * stride);
+    sum_h += e;
+    vsum_q = at::vec::fmadd(e, Vec::loadu(t + j * W), vsum_q);
+  }
+  Vec s(scale);
+  if constexpr (kWeighted) s = s * Vec::loadu(w);
+  const Vec inv_h = s / sum_h, inv_q = s / vsum_q;
+  for (int64_t j = 0; j < C; ++j) {
+    scalar_t* gj = g + j * stride;
+    (Vec::loadu(gj) * (inv_h - Vec::loadu(t + j * W) * inv_q)).store(gj);
+  }
+  if constexpr (kWeighted) {
+    ((sum_h.log() - vsum_q.log()) * Vec::loadu(w)).store(loss);
+  } else {
+    (sum_h.log() - vsum_q.log()).store(loss);
+  }
+  vsum_q.store(sum_q);
+}
+
+// Backward correction, t = the table row of y_r (+ offset, * weight): writes per lane max_h and the loss,
+// and g, the gradient scaled by scale.
 template <typename scalar_t>
-void backward_tile(Tile<scalar_t>& tile, int64_t C, scalar_t scale) {
+void backward_lanes(const scalar_t* h, scalar_t* g, int64_t stride, const scalar_t* t, int64_t C, scalar_t scale,
+                    scalar_t* max_h, scalar_t* loss) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const Vec zero(0);
-  Vec max_h(-kInf<scalar_t>);
-  for (int64_t j = 0; j < C; ++j) max_h = at::vec::maximum(max_h, Vec::loadu(tile.h + j * W));
-  max_h.store(tile.max_h);
+  Vec vmax(-kInf<scalar_t>);
+  for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(h + j * stride));
+  vmax.store(max_h);
   Vec sum(0), tsum(0), dot(0);
   for (int64_t j = 0; j < C; ++j) {
-    const Vec d = Vec::loadu(tile.h + j * W) - max_h;
-    const Vec t = Vec::loadu(tile.t + j * W);
+    const Vec d = Vec::loadu(h + j * stride) - vmax;
+    const Vec tj = Vec::loadu(t + j * W);
     const Vec e = vexp(d);
-    e.store(tile.e[0] + j * W);
+    e.store(g + j * stride);
     sum += e;
-    tsum += t;
-    dot = at::vec::fmadd(t, Vec::blendv(d, zero, t == zero), dot);
+    tsum += tj;
+    dot = at::vec::fmadd(tj, Vec::blendv(d, zero, tj == zero), dot);
   }
   const Vec softmax_scale = Vec(scale) * tsum / sum, vscale(scale);
   for (int64_t j = 0; j < C; ++j) {
-    (Vec::loadu(tile.e[0] + j * W) * softmax_scale - Vec::loadu(tile.t + j * W) * vscale).store(tile.e[0] + j * W);
+    scalar_t* gj = g + j * stride;
+    (Vec::loadu(gj) * softmax_scale - Vec::loadu(t + j * W) * vscale).store(gj);
   }
-  (tsum * sum.log() - dot).store(tile.loss);
+  (tsum * sum.log() - dot).store(loss);
+}
+
+// t[j * W + r] = row y of `table` (+ offset with kOffset, * weight with kWeight): lane r of the transposed
+// table values; returns the class weight of y. Ignored rows and lanes past the chunk read row 0 (y = 0): their
+// results are overwritten.
+template <typename scalar_t, bool kOffset = false, bool kWeight = false>
+scalar_t gather_lane(const Args<scalar_t>& a, const scalar_t* table, int64_t y, int64_t r, scalar_t* t) {
+  constexpr int64_t W = Vectorized<scalar_t>::size();
+  const scalar_t* tr = table + y * a.C;
+  for (int64_t j = 0; j < a.C; ++j) {
+    scalar_t tv = tr[j];
+    if constexpr (kOffset) tv += a.offset[j];
+    if constexpr (kWeight) tv *= a.weight[j];
+    t[j * W + r] = tv;
+  }
+  return a.class_weight(y);
+}
+
+// The lane's class, or 0 for an ignored row.
+template <typename scalar_t>
+int64_t lane_class(const Args<scalar_t>& a, int64_t y) {
+  return y == a.ignore_index ? 0 : y;
+}
+
+// Few classes (C <= kTileMaxC, e.g. MNIST's 10): a row is one or two vectors, mostly padding, and the
+// per-row horizontal reductions and scalar logs cost more than the exps. Instead take W rows at a time,
+// transposed.
+constexpr int64_t kTileMaxC = 32;
+
+template <typename scalar_t>
+struct Tile {
+  using Vec = Vectorized<scalar_t>;
+  static constexpr int64_t W = Vec::size();
+  alignas(64) scalar_t h[kTileMaxC * W];  // h[j * W + r] = logits[row r, class j]
+  alignas(64) scalar_t t[kTileMaxC * W];  // t[j * W + r] = table[y_r, j] (backward: with offset, weight)
+  alignas(64) scalar_t g[kTileMaxC * W];  // exps, then the gradient
+  alignas(64) scalar_t loss[W];
+  alignas(64) scalar_t sum_q[W];  // forward: sum_j T[j, y] e_j, to spot rows for the log-space path
+  alignas(64) scalar_t max_h[W];  // rows without a finite maximum are NaN
+  alignas(64) scalar_t w[W];      // forward: the weight of each row's class (1 without weights)
+
+  // Rows with target == ignore_index read table row 0 here and are overwritten in store(). (gather_lane's
+  // loop, fused with the logits' here: a tile of 10 classes is 5 % faster so.)
+  template <bool kOffset = false, bool kWeight = false>
+  void load(const Args<scalar_t>& a, const scalar_t* table, int64_t i0) {
+    const int64_t C = a.C;
+    for (int64_t r = 0; r < W; ++r) {
+      const int64_t y = lane_class(a, a.y[i0 + r]);
+      const scalar_t* hr = a.h + (i0 + r) * C;
+      const scalar_t* tr = table + y * C;
+      for (int64_t j = 0; j < C; ++j) {
+        h[j * W + r] = hr[j];
+        scalar_t tv = tr[j];
+        if constexpr (kOffset) tv += a.offset[j];
+        if constexpr (kWeight) tv *= a.weight[j];
+        t[j * W + r] = tv;
+      }
+      w[r] = a.class_weight(y);
+    }
+  }
+
+  void store(const Args<scalar_t>& a, int64_t i0) const {
+    const int64_t C = a.C;
+    for (int64_t r = 0; r < W; ++r) {
+      scalar_t* gr = a.grad + (i0 + r) * C;
+      if (a.y[i0 + r] == a.ignore_index) {
+        ignore_row(a.loss + i0 + r, gr, C);
+      } else if (!finite_max(max_h[r])) {
+        nan_row(a.loss + i0 + r, gr, C);
+      } else {
+        a.loss[i0 + r] = loss[r];
+        for (int64_t j = 0; j < C; ++j) gr[j] = g[j * W + r];
+      }
+    }
+  }
+};
+
+// Forward correction of rows [begin, end): tiles of W rows when C is small and T is at hand (tile.t holds
+// T[:, y], not its log), the rest row by row; a row of a tile that needs the log-space path is redone by
+// forward_rows (rows without a finite maximum are NaN already).
+template <typename scalar_t>
+void forward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  if (a.T_t != nullptr && a.C <= kTileMaxC) {
+    const scalar_t fast_min = fast_path_min<scalar_t>();
+    const Vec inf(kInf<scalar_t>);
+    Tile<scalar_t> tile;
+    for (; begin + W <= end; begin += W) {
+      tile.load(a, a.T_t, begin);
+      if (a.weight != nullptr) {
+        forward_lanes<scalar_t, true>(tile.h, tile.g, W, tile.t, tile.w, a.C, a.scale, tile.max_h, tile.loss,
+                                      tile.sum_q);
+      } else {
+        forward_lanes<scalar_t, false>(tile.h, tile.g, W, tile.t, tile.w, a.C, a.scale, tile.max_h, tile.loss,
+                                       tile.sum_q);
+      }
+      tile.store(a, begin);
+      // all lanes fast: sum_q >= fast_min (false for NaN) and a finite maximum
+      const Vec max_h = Vec::loadu(tile.max_h);
+      const Vec ok = (Vec::loadu(tile.sum_q) >= Vec(fast_min)) & (max_h < inf) & (max_h > -inf);
+      alignas(64) scalar_t bits[W];
+      ok.store(bits);
+      if (std::all_of(bits, bits + W, [](scalar_t b) { return b != scalar_t(0); })) continue;  // 0: false
+      for (int64_t i = begin; i < begin + W; ++i) {
+        if (a.y[i] != a.ignore_index && finite_max(tile.max_h[i - begin]) && !(tile.sum_q[i - begin] >= fast_min)) {
+          forward_rows<scalar_t>(a, i, i + 1);
+        }
+      }
+    }
+  }
+  forward_rows<scalar_t>(a, begin, end);
 }
 
 // Backward correction of rows [begin, end): tiles of W rows when C is small, the rest row by row.
@@ -594,7 +671,7 @@ void backward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
     Tile<scalar_t> tile;
     for (; begin + W <= end; begin += W) {
       tile.template load<kOffset, kWeight>(a, a.table, begin);
-      backward_tile(tile, a.C, a.scale);
+      backward_lanes(tile.h, tile.g, W, tile.t, a.C, a.scale, tile.max_h, tile.loss);
       tile.store(a, begin);
     }
   }
@@ -604,19 +681,21 @@ void backward_all(const Args<scalar_t>& a, int64_t begin, int64_t end) {
 // ---- K-dimensional inputs: logits (N, C, S), targets (N, S) ---------------------------------------------
 //
 // Position s of sample n has its C logits S apart, so W consecutive positions of one class are W contiguous
-// values: the transposed layout of the tiles above, in place. Each chunk of W positions is one vector per
-// class: every reduction over classes is element-wise, the gradient is stored as it is computed, and nothing
-// is copied to or from the (N, C, S) layout. A position that needs the log-space path (or is ignored, or
-// has no finite maximum) is finished on its own afterwards, gathered into a contiguous row.
+// values: the transposed layout of the tiles above, in place. Each chunk of W positions goes through
+// forward_lanes / backward_lanes: the gradient is stored as it is computed, and nothing is copied to or from
+// the (N, C, S) layout. A position that needs the log-space path (or is ignored, or has no finite maximum)
+// is finished on its own afterwards, gathered into a contiguous row.
 
 template <typename scalar_t>
 struct KdimScratch {
   using Vec = Vectorized<scalar_t>;
   static constexpr int64_t W = Vec::size();
-  explicit KdimScratch(int64_t C) : t(C * W), h(C * W), g(C * W), row(2 * (C + W)), grow(2 * (C + W)) {}
-  std::vector<scalar_t> t;     // t[j * W + r] = table value of class j for lane r's target
-  std::vector<scalar_t> h, g;  // a partial chunk's logits and gradient, padded to W lanes
+  explicit KdimScratch(int64_t C) : t(C * W), h(C * W), g(C * W), row(C + W), grow(C + W), rows(C) {}
+  std::vector<scalar_t> t;          // t[j * W + r] = table value of class j for lane r's target
+  std::vector<scalar_t> h, g;       // a partial chunk's logits and gradient, padded to W lanes
   std::vector<scalar_t> row, grow;  // one position's logits / gradient, contiguous (log-space path)
+  RowScratch<scalar_t> rows;        // ... and what its row function reuses
+  alignas(64) scalar_t w[W], loss[W], sum_q[W], max_h[W];
 };
 
 // The W positions [s0, s0 + lanes) of sample n: where their logits and gradients live (the chunk itself, or
@@ -657,132 +736,74 @@ KdimChunk<scalar_t> kdim_chunk(const Args<scalar_t>& a, int64_t S, int64_t n, in
   return c;
 }
 
-// Copies a partial chunk's gradient to memory.
-template <typename scalar_t>
-void kdim_store(const KdimChunk<scalar_t>& c, int64_t C, int64_t S) {
+// After forward_lanes / backward_lanes on a chunk: copies a partial chunk's gradient to memory, then sets
+// the loss of each lane (and the gradient of ignored positions and of those without a finite maximum);
+// `redo(r, y)` finishes a position whose lane result does not stand (sum_q below the one-exp path's
+// minimum, forward only: sum_q is null for the backward correction).
+template <typename scalar_t, typename Redo>
+void kdim_finish(const Args<scalar_t>& a, const KdimChunk<scalar_t>& c, int64_t S, const KdimScratch<scalar_t>& k,
+                 const scalar_t* sum_q, const Redo& redo) {
   constexpr int64_t W = KdimScratch<scalar_t>::W;
-  if (c.g == c.g_mem) return;
-  for (int64_t j = 0; j < C; ++j) {
-    for (int64_t r = 0; r < c.lanes; ++r) c.g_mem[j * S + r] = c.g[j * W + r];
+  const int64_t C = a.C;
+  if (c.g != c.g_mem) {
+    for (int64_t j = 0; j < C; ++j) {
+      for (int64_t r = 0; r < c.lanes; ++r) c.g_mem[j * S + r] = c.g[j * W + r];
+    }
+  }
+  for (int64_t r = 0; r < c.lanes; ++r) {
+    const int64_t y = c.y[r];
+    if (y == a.ignore_index || !finite_max(k.max_h[r])) {
+      const scalar_t v = y == a.ignore_index ? scalar_t(0) : kNaN<scalar_t>;
+      c.loss[r] = v;
+      for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = v;
+    } else if (sum_q == nullptr || sum_q[r] >= k.rows.fast_min) {
+      c.loss[r] = k.loss[r];
+    } else {
+      redo(r, y);
+    }
   }
 }
 
-// One position (lane r of a chunk) through a row function: gathered into a contiguous row, its gradient
-// scattered back.
-template <typename scalar_t, typename RowFn>
-void kdim_position(const KdimChunk<scalar_t>& c, int64_t r, int64_t C, int64_t S, KdimScratch<scalar_t>& k,
-                   const RowFn& row_fn) {
-  for (int64_t j = 0; j < C; ++j) k.row[j] = c.h_mem[j * S + r];
-  row_fn(k.row.data(), k.grow.data(), c.loss + r, k.row.data() + k.row.size());
-  for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = k.grow[j];
-}
-
-template <typename scalar_t>
-void kdim_ignore(const KdimChunk<scalar_t>& c, int64_t r, int64_t C, int64_t S, bool nan) {
-  const scalar_t v = nan ? kNaN<scalar_t> : scalar_t(0);
-  c.loss[r] = v;
-  for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = v;
-}
-
-// The forward correction of K-dimensional logits with the one-exp path (a.T_t, required), chunk by chunk.
+// The forward correction of K-dimensional logits with the one-exp path (a.T_t, required), chunk by chunk;
+// a position that needs the log-space path is gathered into a contiguous row for forward_row_log.
 template <typename scalar_t>
 void forward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64_t unit_end) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
+  constexpr int64_t W = KdimScratch<scalar_t>::W;
   const int64_t C = a.C, chunks = (S + W - 1) / W;
   KdimScratch<scalar_t> k(C);
-  const Row<scalar_t> row(C);
-  const scalar_t fast_min = fast_path_min<scalar_t>();
-  alignas(64) scalar_t w[W], loss[W], sum_q[W], max_h[W];
   for (int64_t u = unit_begin; u < unit_end; ++u) {
-    const int64_t n = u / chunks, s0 = (u % chunks) * W;
-    const KdimChunk<scalar_t> c = kdim_chunk(a, S, n, s0, k);
+    const KdimChunk<scalar_t> c = kdim_chunk(a, S, u / chunks, (u % chunks) * W, k);
     for (int64_t r = 0; r < W; ++r) {
-      const int64_t y = r < c.lanes && c.y[r] != a.ignore_index ? c.y[r] : 0;
-      const scalar_t* Tc = a.T_t + y * C;
-      for (int64_t j = 0; j < C; ++j) k.t[j * W + r] = Tc[j];
-      w[r] = a.class_weight(y);
+      k.w[r] = gather_lane(a, a.T_t, r < c.lanes ? lane_class(a, c.y[r]) : 0, r, k.t.data());
     }
-    Vec vmax(-kInf<scalar_t>);
-    for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(c.h + j * c.stride));
-    vmax.store(max_h);
-    Vec sum_h(0), vsum_q(0);
-    for (int64_t j = 0; j < C; ++j) {
-      const Vec e = vexp(Vec::loadu(c.h + j * c.stride) - vmax);
-      e.store(c.g + j * c.stride);
-      sum_h += e;
-      vsum_q = at::vec::fmadd(e, Vec::loadu(k.t.data() + j * W), vsum_q);
+    if (a.weight != nullptr) {
+      forward_lanes<scalar_t, true>(c.h, c.g, c.stride, k.t.data(), k.w, C, a.scale, k.max_h, k.loss, k.sum_q);
+    } else {
+      forward_lanes<scalar_t, false>(c.h, c.g, c.stride, k.t.data(), k.w, C, a.scale, k.max_h, k.loss, k.sum_q);
     }
-    const Vec vw = Vec::loadu(w), sc = Vec(a.scale) * vw, inv_h = sc / sum_h, inv_q = sc / vsum_q;
-    for (int64_t j = 0; j < C; ++j) {
-      scalar_t* gj = c.g + j * c.stride;
-      (Vec::loadu(gj) * (inv_h - Vec::loadu(k.t.data() + j * W) * inv_q)).store(gj);
-    }
-    ((sum_h.log() - vsum_q.log()) * vw).store(loss);
-    vsum_q.store(sum_q);
-    kdim_store(c, C, S);
-    for (int64_t r = 0; r < c.lanes; ++r) {
-      const int64_t y = c.y[r];
-      if (y == a.ignore_index || !finite_max(max_h[r])) {
-        kdim_ignore(c, r, C, S, y != a.ignore_index);
-      } else if (sum_q[r] >= fast_min) {
-        c.loss[r] = loss[r];
-      } else {
-        kdim_position(c, r, C, S, k, [&](const scalar_t* h, scalar_t* g, scalar_t* l, const scalar_t* end) {
-          forward_row_log<scalar_t, kAccNone>(h, a.table + y * C, g, l, k.grow.data() + C + W, k.row.data() + C + W,
-                                              row, end, a.table_end(), a.scale * w[r], w[r], nullptr);
-        });
-      }
-    }
+    kdim_finish(a, c, S, k, k.sum_q, [&](int64_t r, int64_t y) {
+      for (int64_t j = 0; j < C; ++j) k.row[j] = c.h_mem[j * S + r];
+      forward_row_log<scalar_t, kAccNone>(k.row.data(), a.table + y * C, k.grow.data(), c.loss + r, k.rows.e_h(),
+                                          k.rows.e_q(), k.rows.row, k.row.data() + k.row.size(), a.table_end(),
+                                          a.scale * k.w[r], k.w[r], nullptr);
+      for (int64_t j = 0; j < C; ++j) c.g_mem[j * S + r] = k.grow[j];
+    });
   }
 }
 
 // The backward correction of K-dimensional logits, chunk by chunk.
 template <typename scalar_t, bool kOffset, bool kWeight>
 void backward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64_t unit_end) {
-  using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  const int64_t C = a.C, chunks = (S + W - 1) / W;
-  KdimScratch<scalar_t> k(C);
-  const Vec zero(0);
-  alignas(64) scalar_t loss[W], max_h[W];
+  constexpr int64_t W = KdimScratch<scalar_t>::W;
+  const int64_t chunks = (S + W - 1) / W;
+  KdimScratch<scalar_t> k(a.C);
   for (int64_t u = unit_begin; u < unit_end; ++u) {
-    const int64_t n = u / chunks, s0 = (u % chunks) * W;
-    const KdimChunk<scalar_t> c = kdim_chunk(a, S, n, s0, k);
+    const KdimChunk<scalar_t> c = kdim_chunk(a, S, u / chunks, (u % chunks) * W, k);
     for (int64_t r = 0; r < W; ++r) {
-      const int64_t y = r < c.lanes && c.y[r] != a.ignore_index ? c.y[r] : 0;
-      const scalar_t* tr = a.table + y * C;
-      for (int64_t j = 0; j < C; ++j) {
-        scalar_t tv = tr[j];
-        if constexpr (kOffset) tv += a.offset[j];
-        if constexpr (kWeight) tv *= a.weight[j];
-        k.t[j * W + r] = tv;
-      }
+      gather_lane<scalar_t, kOffset, kWeight>(a, a.table, r < c.lanes ? lane_class(a, c.y[r]) : 0, r, k.t.data());
     }
-    Vec vmax(-kInf<scalar_t>);
-    for (int64_t j = 0; j < C; ++j) vmax = at::vec::maximum(vmax, Vec::loadu(c.h + j * c.stride));
-    vmax.store(max_h);
-    Vec sum(0), tsum(0), dot(0);
-    for (int64_t j = 0; j < C; ++j) {
-      const Vec d = Vec::loadu(c.h + j * c.stride) - vmax;
-      const Vec t = Vec::loadu(k.t.data() + j * W);
-      const Vec e = vexp(d);
-      e.store(c.g + j * c.stride);
-      sum += e;
-      tsum += t;
-      dot = at::vec::fmadd(t, Vec::blendv(d, zero, t == zero), dot);
-    }
-    const Vec softmax_scale = Vec(a.scale) * tsum / sum, vscale(a.scale);
-    for (int64_t j = 0; j < C; ++j) {
-      scalar_t* gj = c.g + j * c.stride;
-      (Vec::loadu(gj) * softmax_scale - Vec::loadu(k.t.data() + j * W) * vscale).store(gj);
-    }
-    (tsum * sum.log() - dot).store(loss);
-    kdim_store(c, C, S);
-    for (int64_t r = 0; r < c.lanes; ++r) {
-      if (c.y[r] == a.ignore_index || !finite_max(max_h[r])) kdim_ignore(c, r, C, S, c.y[r] != a.ignore_index);
-      else c.loss[r] = loss[r];
-    }
+    backward_lanes(c.h, c.g, c.stride, k.t.data(), a.C, a.scale, k.max_h, k.loss);
+    kdim_finish(a, c, S, k, static_cast<const scalar_t*>(nullptr), [](int64_t, int64_t) {});
   }
 }
 
@@ -909,24 +930,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_table_grad_c
     a.weight = ptr<scalar_t>(weight);
     a.row_grad = ptr<scalar_t>(row_grad);
     const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
-    // Rows grouped by target class, ascending within a class (a stable counting sort); ignored rows apart.
-    std::vector<int64_t> start(C + 1, 0), order, next;
-    for (int64_t i = 0; i < B; ++i) {
-      if (a.y[i] != ignore_index) ++start[a.y[i] + 1];
-    }
-    for (int64_t c = 0; c < C; ++c) start[c + 1] += start[c];
-    order.resize(start[C]);
-    next.assign(start.begin(), start.end() - 1);
-    for (int64_t i = 0; i < B; ++i) {
-      if (a.y[i] == ignore_index) ignore_row(a.loss + i, a.grad + i * C, C);
-      else order[next[a.y[i]]++] = i;
-    }
+    const ClassRows classes = group_by_class(a);
     scalar_t* gt = grad_table.mutable_data_ptr<scalar_t>();
     // Classes per task: about kGrainElements logits of work (a class has start[C] / C rows on average).
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(start[C], 1));
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(classes.start[C], 1));
     at::parallel_for(0, C, grain, [&](int64_t c_begin, int64_t c_end) {
-      if (wrt_log) forward_classes<scalar_t, kAccLog>(a, order.data(), start.data(), gt, c_begin, c_end);
-      else forward_classes<scalar_t, kAccProb>(a, order.data(), start.data(), gt, c_begin, c_end);
+      if (wrt_log) forward_classes<scalar_t, kAccLog>(a, classes, gt, c_begin, c_end);
+      else forward_classes<scalar_t, kAccProb>(a, classes, gt, c_begin, c_end);
     });
     reduce_rows(a.loss, a.B, reduction, divisor, loss);
   });
@@ -1097,26 +1107,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
     // 1. the columns' log-sum-exps
     std::vector<scalar_t> lse(C);
     for_column_stripes(C, C, [&](int64_t j0, int64_t j1) { column_lse_stripe(theta, lse.data(), C, C, j0, j1); });
-    // 2. rows grouped by target class (a stable counting sort), ignored rows apart
-    std::vector<int64_t> start(C + 1, 0), order, next;
-    for (int64_t i = 0; i < B; ++i) {
-      if (a.y[i] != ignore_index) ++start[a.y[i] + 1];
-    }
-    for (int64_t c = 0; c < C; ++c) start[c + 1] += start[c];
-    order.resize(start[C]);
-    next.assign(start.begin(), start.end() - 1);
-    for (int64_t i = 0; i < B; ++i) {
-      if (a.y[i] == ignore_index) ignore_row(a.loss + i, a.grad + i * C, C);
-      else order[next[a.y[i]]++] = i;
-    }
+    // 2. rows grouped by target class
+    const ClassRows classes = group_by_class(a);
+    const std::vector<int64_t>& start = classes.start;
     scalar_t* gt = grad_theta.mutable_data_ptr<scalar_t>();
     const int64_t chunk = class_chunk(C), chunks = (C + chunk - 1) / chunk;
     std::vector<scalar_t> partial(chunks * C);
     at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
-      const Row<scalar_t> row(C);
-      std::vector<scalar_t> scratch(4 * (C + W));
-      scalar_t *log_col = scratch.data(), *col = log_col + C + W, *e_h = col + C + W, *e_q = e_h + C + W;
-      const scalar_t fast_min = fast_path_min<scalar_t>();
+      RowScratch<scalar_t> k(C);
+      std::vector<scalar_t> columns(2 * (C + W));  // padded: whole-vector access
+      scalar_t *log_col = columns.data(), *col = log_col + C + W;
+      const Column<scalar_t> column{col, col + C + W, log_col, log_col + C + W};
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* cs = partial.data() + b * C;
         std::fill(cs, cs + C, scalar_t(0));
@@ -1125,20 +1126,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
           std::fill(acc, acc + C, scalar_t(0));
           if (start[y] == start[y + 1]) continue;  // no row of this class: G[y] = 0
           class_column(theta + y * C, lse.data(), log_col, col, C);
-          const scalar_t w = a.class_weight(y);
-          for (int64_t k = start[y]; k < start[y + 1]; ++k) {
-            const int64_t i = order[k];
-            const scalar_t* h = a.h + i * C;
-            scalar_t* g = a.grad + i * C;
-            const bool more = k + 1 < start[C];
-            const scalar_t s = a.scale * w * (a.row_grad != nullptr ? a.row_grad[i] : scalar_t(1));
-            if (!forward_row_fast<scalar_t, kAccLog>(h, col, g, a.loss + i, e_h, row, a.logits_end(), col + C + W,
-                                                     fast_min, s, w, acc, more ? a.h + order[k + 1] * C : nullptr,
-                                                     more ? a.grad + order[k + 1] * C : nullptr)) {
-              forward_row_log<scalar_t, kAccLog>(h, log_col, g, a.loss + i, e_h, e_q, row, a.logits_end(),
-                                                 log_col + C + W, s, w, acc);
-            }
-          }
+          forward_class_rows<scalar_t, kAccLog>(a, classes.order.data(), start[y], start[y + 1], start[C], y, column,
+                                                acc, k);
           int64_t j = 0;
           for (; j + W <= C; j += W) (Vec::loadu(cs + j) + Vec::loadu(acc + j)).store(cs + j);
           for (; j < C; ++j) cs[j] += acc[j];
@@ -1204,14 +1193,5 @@ void scale_grad_inplace_cpu(const at::Tensor& grad, const at::Tensor& grad_loss)
 }
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(pyrobust, CPU, m) {
-  m.impl("_forward_corrected_ce", &forward_corrected_ce_cpu);
-  m.impl("_forward_corrected_ce_table_grad", &forward_corrected_ce_table_grad_cpu);
-  m.impl("_backward_corrected_ce", &backward_corrected_ce_cpu);
-  m.impl("_forward_corrected_ce_learnable", &forward_corrected_ce_learnable_cpu);
-  m.impl("scale_grad", &scale_grad_cpu);
-  m.impl("scale_grad_", &scale_grad_inplace_cpu);
-}
 
 }  // namespace pyrobust

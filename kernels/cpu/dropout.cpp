@@ -4,14 +4,14 @@
 // MNIST network the two dropout masks cost more than every operation of a training step but the matrix
 // products. Here element i of a call is a pure function of (key, i): a 32-bit hash of the element's index
 // under a 64-bit key drawn once per call from torch's generator. The loop vectorises, the work splits
-// across threads without changing a bit, and torch.manual_seed still fixes every mask.
+// across threads without changing a bit, and torch.manual_seed still fixes every mask. Compiled once per
+// instruction set, inside kernels/cpu/kernels.cpp (baseline x86-64 has no 32-bit vector multiply).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -77,7 +77,4 @@ at::Tensor dropout_mask_cpu(const at::Tensor& self, double p, std::optional<at::
 }
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(pyrobust, CPU, m) { m.impl("dropout_mask", &dropout_mask_cpu); }
-
 }  // namespace pyrobust
