@@ -40,7 +40,10 @@ _LAZY: dict[str, str] = {
     "ForwardCorrectedLoss": "pyrobust.losses.corrected",
     "backward_corrected_cross_entropy": "pyrobust.losses.corrected",
     "forward_corrected_cross_entropy": "pyrobust.losses.corrected",
+    "TRevisionLoss": "pyrobust.losses.learned_transition",
+    "VolMinNetLoss": "pyrobust.losses.learned_transition",
     # estimation of T, plots, networks
+    "EstimationWarning": "pyrobust.estimate",
     "estimate_transition_matrix": "pyrobust.estimate",
     "estimation_error": "pyrobust.estimate",
     "plot_transition_matrices": "pyrobust.plots",

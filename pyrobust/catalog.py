@@ -25,17 +25,37 @@ from pyrobust.registry import (
 )
 
 __all__ = [
+    "HUMAN_NOISE",
     "LABEL_FILES",
     "NETWORKS",
     "NOISE_KINDS",
+    "DEFAULT_ESTIMATORS",
     "datasets",
     "estimated_T_methods",
     "estimators",
     "methods",
+    "with_estimators",
 ]
 
-#: Noise kinds of Table 2 -> their column label in the paper.
-NOISE_KINDS: dict[str, str] = {"none": "NO NOISE", "symmetric": "SYMM.", "asymmetric": "ASYMM."}
+#: Real human label noise: the CIFAR-N label sets (Wei et al., ICLR 2022; the files are in
+#: :data:`LABEL_FILES`) as noise settings -> (the data set they relabel, their column label). Not injected:
+#: ``pyrobust corrupt`` takes the human labels as they are, with the empirical T of the (clean, human)
+#: pairs as their true T (:mod:`pyrobust.data.cifar_n`), so their N is not a parameter: it is 0, a
+#: placeholder in paths and records (the realised noise rate is in each record's ``realised_noise_rate``).
+HUMAN_NOISE: dict[str, tuple[str, str]] = {
+    "human-aggregate": ("cifar10", "HUMAN AGGREGATE"),
+    "human-random1": ("cifar10", "HUMAN RANDOM 1"),
+    "human-random2": ("cifar10", "HUMAN RANDOM 2"),
+    "human-random3": ("cifar10", "HUMAN RANDOM 3"),
+    "human-worst": ("cifar10", "HUMAN WORST"),
+    "human-noisy": ("cifar100", "HUMAN NOISY"),
+}
+
+#: Noise kinds -> their column label: Table 2's three (the paper's), then the human ones of :data:`HUMAN_NOISE`.
+NOISE_KINDS: dict[str, str] = {
+    "none": "NO NOISE", "symmetric": "SYMM.", "asymmetric": "ASYMM.",
+    **{kind: label for kind, (_, label) in HUMAN_NOISE.items()},
+}
 
 #: The paper's networks -> their label (``pyrobust.models.build_model`` builds each).
 NETWORKS: dict[str, str] = {
@@ -51,6 +71,7 @@ NETWORKS: dict[str, str] = {
 
 _CORRECTED = "pyrobust.losses.corrected"
 _BASELINES = "pyrobust.losses.baselines"
+_LEARNED_T = "pyrobust.losses.learned_transition"
 for _method in (
     Method("cross_entropy", "torch.nn:CrossEntropyLoss", "cross-entropy"),
     Method("unhinged_bn", f"{_BASELINES}:UnhingedLoss", "unhinged (BN)", bn_head=True),
@@ -63,6 +84,17 @@ for _method in (
            counterpart="backward", inverts_T=True),
     Method("forward", f"{_CORRECTED}:ForwardCorrectedLoss", "forward", "true"),
     Method("forward_est", f"{_CORRECTED}:ForwardCorrectedLoss", "forward T̂", "estimated", counterpart="forward"),
+    # the corrections with the T_hat of the estimators that came after the paper (one pair per estimator)
+    *(
+        Method(f"{kind}_{estimator}", f"{_CORRECTED}:{loss}", f"{kind} T̂ ({label})", "estimated",
+               counterpart=kind, inverts_T=kind == "backward", estimator=estimator)
+        for estimator, label in (("dual_t", "Dual-T"), ("vertex", "vertex"), ("confident_joint", "CJ"))
+        for kind, loss in (("backward", "BackwardCorrectedLoss"), ("forward", "ForwardCorrectedLoss"))
+    ),
+    # methods that learn T while training
+    Method("t_revision", f"{_LEARNED_T}:TRevisionLoss", "T-Revision", "estimated", counterpart="forward",
+           learns_T=True),
+    Method("volminnet", f"{_LEARNED_T}:VolMinNetLoss", "VolMinNet", learns_T=True),
     Method("gce", f"{_BASELINES}:GCELoss", "GCE"),
     Method("sce", f"{_BASELINES}:SCELoss", "SCE"),
 ):
@@ -74,7 +106,11 @@ _ESTIMATE = "pyrobust.estimate"
 register_estimator("percentile", f"{_ESTIMATE}.percentile:percentile", label="α-percentile (paper)")
 register_estimator("argmax", f"{_ESTIMATE}.percentile:argmax", label="argmax (paper, eq. 12)")
 register_estimator("confident_joint", f"{_ESTIMATE}.confident_joint:confident_joint",
-                   label="confident joint", needs_labels=True)
+                   label="confident joint (CL, eq. 1)", needs_labels=True)
+register_estimator("confident_joint_cleanlab", f"{_ESTIMATE}.confident_joint:confident_joint_cleanlab",
+                   label="confident joint (cleanlab's rule)", needs_labels=True)
+register_estimator("dual_t", f"{_ESTIMATE}.dual_t:dual_t", label="Dual-T", needs_labels=True)
+register_estimator("vertex", f"{_ESTIMATE}.vertex:vertex", label="vertex + matching (ours)")
 
 # --- data sets ----------------------------------------------------------------------------------------
 
@@ -160,6 +196,36 @@ def methods() -> list[Method]:
 def estimated_T_methods() -> list[str]:
     """Names of the methods trained with ``T_hat`` (they wait for the estimate)."""
     return [m.name for m in methods() if m.transition == "estimated"]
+
+
+def with_estimators(names: list[str], estimators: list[str]) -> list[str]:
+    """``names`` (methods), then the corrections of each of ``estimators``: for each estimated-T correction of
+    the data set's own estimator in ``names`` (``forward_est``, ``backward_est``), the method correcting the
+    same way with that estimator's ``T_hat`` (``forward_dual_t``, ``backward_dual_t``), in catalogue order.
+
+    Raises:
+        ValueError: an estimator has no such methods in the catalogue (register ``forward_<name>`` with
+            ``estimator=<name>``), naming it.
+    """
+    catalogue = methods()
+    kinds = {m.counterpart for m in catalogue
+             if m.name in names and m.transition == "estimated" and m.estimator is None and not m.learns_T}
+    extra = []
+    for estimator in estimators:
+        own = [m for m in catalogue if m.estimator == estimator]
+        if not own:
+            raise ValueError(
+                f"estimator {estimator!r} has no corrections to train with its T_hat: register methods with "
+                f"estimator={estimator!r} (as forward_dual_t for dual_t); estimators that have them: "
+                f"{', '.join(dict.fromkeys(m.estimator for m in catalogue if m.estimator))}"
+            )
+        extra += [m.name for m in own if m.counterpart in kinds and m.name not in names]
+    return [*names, *extra]
+
+
+#: The estimators the workflow compares by default besides each data set's own (config ``estimators``):
+#: ours and Dual-T; the confident joint fits the time budget of the default run less well (see README).
+DEFAULT_ESTIMATORS = ("vertex", "dual_t")
 
 
 def estimators() -> list[Estimator]:

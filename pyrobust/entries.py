@@ -63,6 +63,11 @@ class Method:
             (``forward_est`` -> ``forward``); the report compares the two.
         inverts_T: the loss multiplies by ``T^-1`` (backward correction): the experiment mixes an
             ill-conditioned ``T`` with the identity (``identity_mix=``) and bounds it (``clip=``).
+        estimator: for an estimated-T method, the registered estimator whose ``T_hat`` it trains with
+            (``forward_dual_t`` -> ``dual_t``); None: the data set's own (the paper's, ``forward_est``).
+        learns_T: the loss learns ``T`` while the network trains (T-Revision, VolMinNet): its parameters are
+            trained with the network's, and the record holds the ``T`` it ends with as ``T_hat``. With
+            ``transition`` None the loss is called ``loss(num_classes=C, reduction=...)``.
     """
 
     name: str
@@ -72,6 +77,8 @@ class Method:
     bn_head: bool = False
     counterpart: str | None = None
     inverts_T: bool = False
+    estimator: str | None = None
+    learns_T: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -80,6 +87,8 @@ class Method:
                              f"{self.transition!r}")
         if self.counterpart is not None and self.transition != "estimated":
             raise ValueError(f"method {self.name!r}: only an estimated-T method has a counterpart")
+        if self.estimator is not None and self.transition != "estimated":
+            raise ValueError(f"method {self.name!r}: only an estimated-T method names an estimator")
         if not self.label:
             object.__setattr__(self, "label", self.name)
 

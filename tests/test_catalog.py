@@ -12,7 +12,10 @@ from pyrobust import catalog, registry
 from pyrobust.models import build_model
 
 BUILTIN_METHODS = ["cross_entropy", "unhinged_bn", "sigmoid_bn", "savage", "bootstrap_soft", "bootstrap_hard",
-                   "backward", "backward_est", "forward", "forward_est", "gce", "sce"]
+                   "backward", "backward_est", "forward", "forward_est",
+                   "backward_dual_t", "forward_dual_t", "backward_vertex", "forward_vertex",
+                   "backward_confident_joint", "forward_confident_joint", "t_revision", "volminnet",
+                   "gce", "sce"]
 
 
 def test_importing_the_catalogue_and_the_cli_parser_imports_no_torch():
@@ -33,7 +36,8 @@ def test_methods_are_in_table_2_row_order():
 def test_every_method_builds_its_loss(name):
     method = pyrobust.get_method(name)
     T = torch.full((3, 3), 0.1, dtype=torch.float64).fill_diagonal_(0.8)
-    loss = method.make_loss(T if method.transition else None)
+    scratch = method.learns_T and method.transition is None  # VolMinNet: T learned from scratch for C classes
+    loss = method.make_loss(T if method.transition else None, **({"num_classes": 3} if scratch else {}))
     assert isinstance(loss, nn.Module)
     value = loss(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]))
     assert value.shape == () and torch.isfinite(value)
@@ -64,4 +68,18 @@ def test_every_network_builds(network):
 
 
 def test_estimated_T_methods():
-    assert catalog.estimated_T_methods() == ["backward_est", "forward_est"]
+    assert catalog.estimated_T_methods() == [
+        "backward_est", "forward_est", "backward_dual_t", "forward_dual_t", "backward_vertex", "forward_vertex",
+        "backward_confident_joint", "forward_confident_joint", "t_revision",
+    ]
+
+
+def test_with_estimators_adds_each_estimators_corrections_of_the_own_ones_asked_for():
+    assert catalog.with_estimators(["cross_entropy", "forward_est"], ["vertex", "dual_t"]) == [
+        "cross_entropy", "forward_est", "forward_vertex", "forward_dual_t",
+    ]
+    both = catalog.with_estimators(["backward_est", "forward_est"], ["confident_joint"])
+    assert both == ["backward_est", "forward_est", "backward_confident_joint", "forward_confident_joint"]
+    assert catalog.with_estimators(["cross_entropy", "forward"], ["vertex"]) == ["cross_entropy", "forward"]
+    with pytest.raises(ValueError, match="'percentile' has no corrections"):
+        catalog.with_estimators(["forward_est"], ["percentile"])

@@ -381,3 +381,71 @@ def test_train_logs_one_line_per_epoch_to_a_file(tmp_path):
         assert re.match(regex, line), (line, regex)
     record = json.loads((tmp_path / "runs" / "forward.json").read_text())
     assert lines[4].split(" loss ")[1].startswith(f"{record['train_loss'][1]:.4f} val_loss {record['val_loss'][1]:.4f}")
+
+
+def _posteriors(n=600, C=4, seed=0):
+    """Noisy posteriors T^T e_y of perfect examples (with a little noise), their labels, and T."""
+    rng = np.random.default_rng(seed)
+    T = np.full((C, C), 0.1 / (C - 1))
+    np.fill_diagonal(T, 0.9)
+    y = rng.integers(0, C, n)
+    probs = np.eye(C)[y] @ T + rng.uniform(0, 1e-3, (n, C))
+    return probs / probs.sum(1, keepdims=True), rng.integers(0, C, n), T
+
+
+def test_estimate_reads_any_users_probs_and_labels_as_npy_or_csv(tmp_path, capsys):
+    probs, labels, T = _posteriors()
+    np.savetxt(tmp_path / "probs.csv", probs, delimiter=",", header=",".join(f"p{j}" for j in range(4)),
+               comments="")
+    np.save(tmp_path / "labels.npy", labels)
+    np.savetxt(tmp_path / "labels.csv", labels, fmt="%d")
+    np.save(tmp_path / "T.npy", T)
+    assert run("estimate", "--probs", tmp_path / "probs.csv", "--estimator", "vertex", "--estimator", "dual_t",
+               "--labels", tmp_path / "labels.npy", "--out", tmp_path / "v.npy", tmp_path / "d.npy") == 0
+    assert "no true T given" in capsys.readouterr().out
+    vertex = json.loads((tmp_path / "v.json").read_text())
+    assert vertex["method"] == "vertex" and vertex["estimation_error"] is None and vertex["T"] is None
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), T, atol=2e-3)
+    # the same with the labels as CSV and the true T given: the error is reported
+    assert run("estimate", "--probs", tmp_path / "probs.csv", "--estimator", "dual_t", "--labels",
+               tmp_path / "labels.csv", "--T", tmp_path / "T.npy", "--out", tmp_path / "d2.npy") == 0
+    dual = json.loads((tmp_path / "d2.json").read_text())
+    np.testing.assert_array_equal(np.load(tmp_path / "d2.npy"), np.load(tmp_path / "d.npy"))
+    assert dual["estimation_error"]["mae"] == pytest.approx(np.abs(np.load(tmp_path / "d.npy") - T).mean())
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--estimator", "vertex", "--estimator", "dual_t", "--out", "a.npy"], "2 estimator(s)"),
+    (["--estimator", "dual_t", "--out", "a.npy"], "needs the noisy labels"),
+    (["--estimator", "dual_t", "--labels", "short.npy", "--out", "a.npy"], "shape (5, C) for short.npy"),
+    (["--T", "T3.npy", "--out", "a.npy"], "a 3 x 3 matrix"),
+    (["--labels", "labels.txt", "--out", "a.npy"], "not a .npy file; expected labels"),
+])
+def test_estimate_user_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, problem):
+    probs, labels, _ = _posteriors()
+    np.save(tmp_path / "probs.npy", probs)
+    np.save(tmp_path / "short.npy", labels[:5])
+    np.save(tmp_path / "T3.npy", np.eye(3))
+    (tmp_path / "labels.txt").write_text("0\n")
+    monkeypatch.chdir(tmp_path)
+    assert run("estimate", "--probs", "probs.npy", *argv) == 2
+    err = capsys.readouterr().err
+    assert problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_takes_each_estimators_T_hat_by_name(tmp_path, capsys):
+    noisy = tmp_path / "noisy.npz"
+    assert run("corrupt", "--dataset", "mnist5k", "--noise", "symmetric", "--N", 0.2, "--seed", 0, "--out", noisy) == 0
+    own, vertex = tmp_path / "own.npy", tmp_path / "vertex.npy"
+    np.save(own, np.full((10, 10), 0.02) + 0.8 * np.eye(10))
+    np.save(vertex, np.full((10, 10), 0.01) + 0.9 * np.eye(10))
+    common = ["--noisy-labels", noisy, "--seed", 0, "--out-dir", tmp_path / "runs", "--epochs", 1, "--device", "cpu"]
+    assert run("train", "--method", "forward_est", "--method", "forward_vertex", "--T-hat", own,
+               "--T-hat", f"vertex={vertex}", *common) == 0
+    record = json.loads((tmp_path / "runs" / "forward_vertex.json").read_text())
+    np.testing.assert_allclose(record["T_hat"], np.load(vertex))
+    assert record["estimator"] == "vertex"
+    assert run("train", "--method", "forward_vertex", "--T-hat", f"nope={vertex}", *common) == 2
+    assert "unknown estimator 'nope'" in capsys.readouterr().err
+    assert run("train", "--method", "forward_vertex", "--T-hat", own, *common) == 2
+    assert "forward_vertex need an estimated T_hat" in capsys.readouterr().err

@@ -13,8 +13,10 @@ errors); this one dispatches.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pyrobust.cli.commands import run_clothing1m
@@ -25,6 +27,11 @@ __all__ = ["USAGE_ERROR", "build_parser", "main"]
 
 #: Exit status for errors in the user's input (argparse uses the same).
 USAGE_ERROR = 2
+
+
+def _one_line_warning(command, message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stdout.flush()
+    print(f"pyrobust {command}: warning: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unparsed:  # what parse_args does
         parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            # a warning about the user's inputs or results (an unreliable T_hat, ...) as one line, like errors
+            warnings.showwarning = functools.partial(_one_line_warning, args.command)
+            args.func(args)
     except (OSError, ValueError) as err:  # missing/bad files, unknown names, invalid settings
         # Only these: the readers of the inputs turn what a bad file raises into them (errors.reading), so
         # that any other exception is a bug and keeps its traceback.

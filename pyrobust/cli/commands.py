@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pyrobust.cli.errors import check_output, reading
-from pyrobust.cli.inputs import check_paper, check_records, load_noisy_labels, load_probs
+from pyrobust.cli.inputs import check_paper, check_records, load_array, load_noisy_labels, load_probs
 
 __all__ = ["run_clothing1m", "run_corrupt", "run_estimate", "run_fetch", "run_report", "run_train"]
 
@@ -33,7 +33,7 @@ def run_corrupt(args: argparse.Namespace) -> None:
         check_output(out)
     data = load(args.dataset, args.data_root)  # loaded once for all seeds: start-up dominates this command
     for seed, out in zip(args.seed, args.out):
-        noisy = corrupt_labels(data, args.noise, args.N, seed)
+        noisy = corrupt_labels(data, args.noise, args.N, seed, data_root=args.data_root)
         noisy.save(out)
         rate = noise_rate(data.y_train.numpy(), noisy.labels)
         print(f"wrote {out}: {len(noisy.labels)} {args.dataset} training labels, {args.noise} N={args.N}, "
@@ -58,15 +58,22 @@ def run_train(args: argparse.Namespace) -> None:
             overrides[key] = value
     config = TrainConfig.paper(noisy.dataset if args.dataset is None else args.dataset, args.method[0],
                                noise=noisy.noise, N=noisy.N, seed=args.seed, **overrides)
-    T_hat = None
-    if args.T_hat is not None:
-        from pyrobust.noise import load_transition_matrix
+    from pyrobust.noise import load_transition_matrix
+    from pyrobust.registry import ESTIMATORS
 
-        with reading(args.T_hat):
-            T_hat = load_transition_matrix(args.T_hat)
-        if T_hat.shape != noisy.T.shape:
-            raise ValueError(f"{args.T_hat}: a {T_hat.shape[0]} x {T_hat.shape[0]} matrix, but {args.noisy_labels} "
-                             f"has {noisy.T.shape[0]} classes")
+    T_hat = {}
+    for given in args.T_hat:
+        name, sep, path = given.partition("=")
+        estimator, path = (name, path) if sep and name.isidentifier() else (None, given)
+        if estimator is not None and estimator not in ESTIMATORS:
+            raise ValueError(f"--T-hat {given}: unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
+        if estimator in T_hat:
+            raise ValueError(f"--T-hat given twice for {estimator or 'the data set own estimator'}")
+        with reading(path):
+            T_hat[estimator] = load_transition_matrix(path)
+        if T_hat[estimator].shape != noisy.T.shape:
+            raise ValueError(f"{path}: a {T_hat[estimator].shape[0]} x {T_hat[estimator].shape[0]} matrix, but "
+                             f"{args.noisy_labels} has {noisy.T.shape[0]} classes")
     out_dir = Path(args.out_dir)
     check_output(out_dir, directory=True)  # before a training run, not after it
     if args.save_probs is not None:
@@ -79,35 +86,52 @@ def run_train(args: argparse.Namespace) -> None:
               f"(best epoch {record['best_epoch']}/{record['epochs']}, {record['wall_time_s']:.1f} s) -> {path}",
               flush=True)
 
-    train_methods(config, args.method, noisy=noisy, T_hat=T_hat, save_probs=args.save_probs,
+    train_methods(config, args.method, noisy=noisy, T_hat=T_hat or None, save_probs=args.save_probs,
                   data_root=args.data_root, on_result=save)
 
 
 def run_estimate(args: argparse.Namespace) -> None:
-    """``pyrobust estimate``: ``T_hat`` from the saved softmax, and its error against the true ``T``."""
+    """``pyrobust estimate``: ``T_hat`` from a softmax, one per ``--estimator``, each with its error against the
+    true ``T`` when one is known (from ``--noisy-labels`` or ``--T``)."""
     import torch
 
     from pyrobust._io import write_json, write_npy
     from pyrobust.estimate import estimate_transition_matrix, estimation_error
 
-    noisy = load_noisy_labels(args.noisy_labels)
-    out = Path(args.out)
-    check_output(out)
-    check_output(out.with_suffix(".json"))
-    C = noisy.T.shape[0]
-    probs = load_probs(args.probs, len(noisy.labels), C, args.noisy_labels)
-    method = "argmax" if args.argmax else args.estimator
-    T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
-                                       labels=torch.from_numpy(noisy.labels))
-    T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
-    error = {k: float(v) for k, v in estimation_error(T_hat, torch.from_numpy(noisy.T)).items()}
-    write_npy(out, T_hat.numpy())
-    summary = {"dataset": noisy.dataset, "noise": noisy.noise, "N": noisy.N, "seed": noisy.seed,
-               "method": method, "quantile": args.quantile if method == "percentile" else None,
-               "T_hat": T_hat.tolist(), "T": noisy.T.tolist(), "estimation_error": error}
-    write_json(out.with_suffix(".json"), summary)
-    print(f"wrote {out} and {out.with_suffix('.json')}: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()),
-          flush=True)
+    estimators = ["argmax"] if args.argmax else (args.estimator or ["percentile"])
+    if len(args.out) != len(estimators):
+        raise ValueError(f"{len(estimators)} estimator(s) ({', '.join(estimators)}) but {len(args.out)} --out "
+                         "file(s): give one --out per --estimator, in the same order")
+    outs = [Path(out) for out in args.out]
+    for out in outs:
+        check_output(out)
+        check_output(out.with_suffix(".json"))
+    if args.noisy_labels is not None:
+        noisy = load_noisy_labels(args.noisy_labels)
+        labels, T, C, source = noisy.labels, noisy.T, noisy.T.shape[0], args.noisy_labels
+        about = {"dataset": noisy.dataset, "noise": noisy.noise, "N": noisy.N, "seed": noisy.seed}
+    else:
+        labels = None if args.labels is None else load_array(args.labels, "labels")
+        T = None if args.T is None else load_array(args.T, "T")
+        C, source, about = None, args.labels, {}
+    probs = load_probs(args.probs, None if labels is None else len(labels), C, source)
+    if T is not None and T.shape != (probs.shape[1],) * 2:
+        raise ValueError(f"{args.T}: a {' x '.join(map(str, T.shape))} matrix, but {args.probs} has "
+                         f"{probs.shape[1]} classes")
+    for method, out in zip(estimators, outs):
+        T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
+                                           labels=None if labels is None else torch.from_numpy(labels))
+        T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
+        error = None if T is None else {
+            k: float(v) for k, v in estimation_error(T_hat, torch.as_tensor(T, dtype=torch.float64)).items()
+        }
+        write_npy(out, T_hat.numpy())
+        summary = {**about, "method": method, "quantile": args.quantile if method == "percentile" else None,
+                   "T_hat": T_hat.tolist(), "T": None if T is None else T.tolist(), "estimation_error": error}
+        write_json(out.with_suffix(".json"), summary)
+        told = "no true T given" if error is None else ", ".join(f"{k} {v:.4f}" for k, v in error.items())
+        print(f"{method}: wrote {out} and {out.with_suffix('.json')}: {told}", flush=True)
+
 
 def run_report(args: argparse.Namespace) -> None:
     """``pyrobust report``: Table 2 (csv, markdown, figures) from the result records."""

@@ -8,29 +8,82 @@ from pathlib import Path
 
 from pyrobust.cli.errors import BAD_FILE, reading
 
-__all__ = ["check_paper", "check_records", "load_noisy_labels", "load_probs"]
+__all__ = ["check_paper", "check_records", "load_array", "load_noisy_labels", "load_probs"]
 
 
-def load_probs(path: str, n: int, C: int, labels_path: str):
-    """The softmax written by ``pyrobust train --save-probs``: a float (n, C) numpy array.
+def load_array(path: str, what: str):
+    """A numeric array from a ``.npy`` file (no pickles) or a ``.csv`` file (comma-separated numbers, one
+    header line allowed), for ``what`` (named in errors).
 
     Raises:
-        ValueError: not a readable ``.npy`` file (an ``.npz`` is named as such), or not float of shape
+        ValueError: another suffix, an ``.npz`` or non-numeric ``.npy``, a CSV cell that is not a number; the
+            message names ``path``.
+    """
+    import numpy as np
+
+    suffix = Path(path).suffix.lower()
+    with reading(path):
+        with open(path, "rb") as file:
+            magic = file.read(6)
+        if magic == b"\x93NUMPY":  # by content: a .npy whatever its name
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".csv":
+            array = _read_csv(path, what)
+        else:
+            kind = "an .npz archive" if magic.startswith(b"PK\x03\x04") else "not a .npy file"
+            raise ValueError(f"{kind}; expected {what} as an .npy array or a .csv file")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{path}: expected numeric {what}, got dtype {array.dtype}")
+    return array
+
+
+def _read_csv(path: str, what: str):
+    """A .csv of numbers (one header line allowed) as a float64 array, a single column as a vector; labels as
+    int64, refused unless whole."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(path, header=None)
+    if len(frame) and not all(_is_number(v) for v in frame.iloc[0]):
+        frame = frame.iloc[1:]  # a header line
+    try:
+        array = frame.to_numpy(dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"a cell is not a number ({error}); expected {what}") from None
+    if array.shape[1] == 1:
+        array = array[:, 0]
+    if what == "labels":
+        if not np.all(array == np.round(array)):
+            raise ValueError("labels must be whole class indices")
+        array = array.astype(np.int64)
+    return array
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def load_probs(path: str, n: int | None, C: int | None, labels_path: str | None):
+    """The softmax ``p(noisy | x)``: a float (n, C) numpy array from ``.npy`` (``pyrobust train --save-probs``)
+    or ``.csv``; ``n`` and ``C`` are checked when given (those of the labels at ``labels_path``).
+
+    Raises:
+        ValueError: not a readable ``.npy``/``.csv`` file (an ``.npz`` is named as such), or not float of shape
             ``(n, C)``; the message names ``path``.
     """
     import numpy as np
 
-    what = "the .npy array written by `pyrobust train --save-probs`"
-    with reading(path):
-        with open(path, "rb") as file:
-            magic = file.read(6)
-        if magic != b"\x93NUMPY":
-            kind = "an .npz archive" if magic.startswith(b"PK\x03\x04") else "not a .npy file"
-            raise ValueError(f"{kind}; expected {what}")
-        probs = np.load(path, allow_pickle=False)
-    if probs.ndim != 2 or probs.shape != (n, C) or not np.issubdtype(probs.dtype, np.floating):
-        raise ValueError(f"{path}: expected float probabilities of shape ({n}, {C}) for {labels_path}, got "
-                         f"{probs.dtype} {probs.shape}")
+    probs = load_array(path, "probabilities")
+    expected = (n if n is not None else "n", C if C is not None else "C")
+    if probs.ndim != 2 or (n is not None and probs.shape[0] != n) or (C is not None and probs.shape[1] != C) \
+            or not np.issubdtype(probs.dtype, np.floating):
+        against = f" for {labels_path}" if labels_path else ""
+        raise ValueError(f"{path}: expected float probabilities of shape ({expected[0]}, {expected[1]}){against}, "
+                         f"got {probs.dtype} {probs.shape}")
     return probs
 
 

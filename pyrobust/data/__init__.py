@@ -36,6 +36,7 @@ import os
 from pyrobust.data._common import DataFormatError, Dataset, DatasetNotAvailable, data_root
 from pyrobust.data.arrays import load_arrays, register_arrays_dataset
 from pyrobust.data.augment import random_crop_flip
+from pyrobust.data.cifar_n import human_noise, load_cifar_n_labels
 from pyrobust.data.download import ChecksumMismatch, DownloadError, fetch
 from pyrobust.registry import get_dataset, list_datasets
 
@@ -70,9 +71,11 @@ __all__ = [
     "DownloadError",
     "data_root",
     "fetch",
+    "human_noise",
     "list_datasets",
     "load",
     "load_arrays",
+    "load_cifar_n_labels",
     "random_crop_flip",
     "register_arrays_dataset",
 ]

@@ -26,7 +26,9 @@ import torch
 from pyrobust._checks import check_transition_matrix
 from pyrobust.registry import ESTIMATORS, get_estimator, list_estimators, resolve
 
-__all__ = ["estimate_transition_matrix", "estimation_error"]
+from pyrobust.estimate.failures import EstimationWarning
+
+__all__ = ["EstimationWarning", "estimate_transition_matrix", "estimation_error"]
 
 # Tolerances on ``probs`` being probabilities: entries in [0, 1] and rows summing to 1 (float16 softmax
 # outputs over 100 classes stay well inside these).

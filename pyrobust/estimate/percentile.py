@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from pyrobust.estimate.failures import warn_unanchored_classes
+
 __all__ = ["argmax", "percentile"]
 
 
@@ -58,10 +60,16 @@ def percentile(
 
     Raises:
         ValueError: ``row_normalize`` and an anchor's probabilities are all zero.
+
+    Warns:
+        EstimationWarning: a class that no example anchors
+            (:func:`pyrobust.estimate.failures.warn_unanchored_classes`), named.
     """
     if not filter_outliers or quantile == 1.0:
+        warn_unanchored_classes(probs, 1.0, "percentile")
         anchors = probs.argmax(dim=0)  # first maximum of each column
     else:
+        warn_unanchored_classes(probs, quantile, "percentile")
         anchors = _quantile_anchors(probs, quantile)
     return _anchor_rows(probs, anchors, row_normalize)
 
@@ -86,7 +94,12 @@ def argmax(probs: torch.Tensor, *, row_normalize: bool = True, **options: Any) -
 
     Raises:
         ValueError: ``row_normalize`` and an anchor's probabilities are all zero.
+
+    Warns:
+        EstimationWarning: a class that no example anchors
+            (:func:`pyrobust.estimate.failures.warn_unanchored_classes`), named.
     """
+    warn_unanchored_classes(probs, 1.0, "argmax")
     return _anchor_rows(probs, probs.argmax(dim=0), row_normalize)
 
 

@@ -75,6 +75,9 @@ class TrainConfig:
     #: (1e-7): where T^-1 has negative entries the exact loss is unbounded below and training collapses
     #: (MNIST-5k, asymmetric N=0.6: backward_est at chance). 0 = the exact loss.
     backward_clip: float = 1e-7
+    #: methods that learn T (t_revision, volminnet): SGD with momentum 0.9 on T's logits at this rate (the
+    #: VolMinNet authors' optimiser of T)
+    transition_lr: float = 0.01
     device: str = "auto"
     #: None: leave torch's thread count as it is
     threads: int | None = None
@@ -97,8 +100,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.lr <= 0 or self.adagrad_eps <= 0 or self.backward_max_condition < 1:
-            raise ValueError("lr and adagrad_eps must be > 0 and backward_max_condition >= 1")
+        if self.lr <= 0 or self.adagrad_eps <= 0 or self.transition_lr <= 0 or self.backward_max_condition < 1:
+            raise ValueError("lr, adagrad_eps and transition_lr must be > 0 and backward_max_condition >= 1")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.device != "auto":

@@ -18,7 +18,13 @@ from pyrobust.experiment.records import dataset_label, method_label, method_orde
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["plot_accuracy_vs_noise", "plot_paper_vs_ours", "plot_transition_estimates", "save_figure"]
+__all__ = [
+    "plot_accuracy_vs_noise",
+    "plot_estimator_heat_maps",
+    "plot_paper_vs_ours",
+    "plot_transition_estimates",
+    "save_figure",
+]
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
@@ -180,7 +186,10 @@ def plot_transition_estimates(runs: pd.DataFrame, out_dir: str | Path) -> dict[s
     from pyrobust.plots import plot_transition_matrices
 
     written = {}
-    estimated = runs[runs["T_hat"].notna() & (runs["noise"] == "asymmetric")]
+    # the paper's estimate (the records of forward_est and backward_est): the estimators' own figure is
+    # plot_estimator_heat_maps
+    own = runs["method"].isin(["forward_est", "backward_est"])
+    estimated = runs[runs["T_hat"].notna() & (runs["noise"] == "asymmetric") & own]
     for (dataset, model), block in estimated.groupby(["dataset", "model"], sort=False):
         block = block.sort_values(["N", "seed", "method"], ascending=[False, True, True])
         record = block.iloc[0]
@@ -191,5 +200,58 @@ def plot_transition_estimates(runs: pd.DataFrame, out_dir: str | Path) -> dict[s
         )
         fig = plot_transition_matrices(T, T_hat, title=title)
         name = f"T_vs_T_hat_{dataset}_{model}"
+        written[name] = save_figure(fig, Path(out_dir) / f"{name}.png")
+    return written
+
+
+def plot_estimator_heat_maps(runs: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+    """``T`` beside every estimator's ``T̂`` as heat maps, per network at its highest noise, first seed.
+
+    Args:
+        runs: the runs (:func:`pyrobust.experiment.records.load_records`); the estimates are those of the
+            estimated-T and learned-T records (:func:`pyrobust.experiment.estimators.estimator_of`), drawn
+            at the highest N of the network's runs with an estimate (asymmetric before symmetric at a tie),
+            lowest seed.
+        out_dir: the folder of the figures, named ``T_hat_by_estimator_<dataset>_<model>.png``.
+
+    Returns:
+        Figure name -> its path; empty where no run has an estimate.
+
+    Raises:
+        OSError: a file cannot be written.
+    """
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    from pyrobust.experiment.estimators import estimator_label, estimator_of
+    from pyrobust.registry import list_estimators
+
+    written = {}
+    found = [estimator_of(m, d) for m, d in zip(runs["method"], runs["dataset"])]
+    keep = np.array([f is not None for f in found], dtype=bool) & runs["T_hat"].notna().to_numpy()
+    estimated = runs[keep].assign(estimator=[f[0] for f, k in zip(found, keep) if k])
+    for (dataset, model), block in estimated.groupby(["dataset", "model"], sort=False):
+        top = block.sort_values(["N", "noise", "seed"], ascending=[False, True, True]).iloc[0]
+        block = block[(block["N"] == top["N"]) & (block["noise"] == top["noise"]) & (block["seed"] == top["seed"])]
+        panels = [("T (true)", np.asarray(top["T"], dtype=np.float64))]
+        # the estimators in the registry's order (the paper's first), then the methods that learn T
+        order = {name: i for i, name in enumerate(list_estimators())}
+        for estimator, rows in sorted(block.groupby("estimator", sort=False),
+                                      key=lambda item: order.get(item[0], len(order))):
+            panels.append((estimator_label(estimator), np.asarray(rows.iloc[0]["T_hat"], dtype=np.float64)))
+        C = panels[0][1].shape[0]
+        fig = Figure(figsize=(3.2 * len(panels), 3.4))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for k, (ax, (label, matrix)) in enumerate(zip(axes, panels)):
+            sns.heatmap(matrix, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False, square=True,
+                        annot=C <= 10, fmt=".1f", annot_kws={"fontsize": 6})
+            error = "" if label == "T (true)" else f"\nMAE {np.abs(matrix - panels[0][1]).mean():.3f}"
+            ax.set_title(f"{label}{error}", fontsize=8)
+            ax.set_xlabel("noisy class")
+            ax.set_ylabel("clean class" if k == 0 else "")
+        fig.suptitle(f"{dataset_label(dataset)}, {network_label(model)}: {top['noise']} N={format_N(top['N'])}, "
+                     f"seed {top['seed']}")
+        name = f"T_hat_by_estimator_{dataset}_{model}"
         written[name] = save_figure(fig, Path(out_dir) / f"{name}.png")
     return written

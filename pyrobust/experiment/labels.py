@@ -20,7 +20,7 @@ import torch
 
 from pyrobust._checks import check_transition_matrix
 from pyrobust._io import atomic_write
-from pyrobust.catalog import NOISE_KINDS
+from pyrobust.catalog import HUMAN_NOISE, NOISE_KINDS
 
 __all__ = ["NoisyLabels", "corrupt_labels"]
 
@@ -112,32 +112,69 @@ class NoisyLabels:
         return cls(labels=labels, T=np.asarray(T, dtype=np.float64), **meta)
 
 
+def _human_labels(
+    data: Any, setting: str, N: float, seed: int, data_root: str | os.PathLike | None
+) -> NoisyLabels:
+    """The human labels of a CIFAR-N setting and their empirical ``T``, checked against ``data``."""
+    from pyrobust.data.cifar_n import human_noise_from_labels, load_cifar_n
+
+    dataset = HUMAN_NOISE[setting][0]
+    if data.name != dataset:
+        others = [kind for kind, (d, _) in HUMAN_NOISE.items() if d == data.name]
+        raise ValueError(f"noise {setting!r} is a human label set of {dataset}, not of {data.name} "
+                         f"(whose human label sets are: {', '.join(others) or 'none'})")
+    if float(N) != 0.0:
+        raise ValueError(f"noise {setting!r} takes the human labels as they are: N must be 0 (a placeholder), "
+                         f"got N = {N}")
+    # one label per training image of `data` (50,000 for CIFAR itself), checked again by apply()
+    human = human_noise_from_labels(load_cifar_n(dataset, data_root, num_examples=len(data.y_train)), setting)
+    labels = human.apply(data).y_train.cpu().numpy().astype(np.int64, copy=False)
+    return NoisyLabels(dataset=data.name, noise=setting, N=0.0, seed=int(seed), labels=labels,
+                       T=human.T.numpy().astype(np.float64, copy=False))
+
+
 def _custom(name: str) -> bool:
     from pyrobust.registry import DATASETS
 
     return name in DATASETS and DATASETS.get(name).custom
 
 
-def corrupt_labels(data: Any, noise: str, N: float, seed: int) -> NoisyLabels:
+def corrupt_labels(
+    data: Any, noise: str, N: float, seed: int, *, data_root: str | os.PathLike | None = None
+) -> NoisyLabels:
     """Corrupt ``data.y_train`` with the paper's ``T`` for ``data.name``: ``noisy_i ~ T[y_i, :]``, seeded.
+
+    A human-noise setting of CIFAR-N (:data:`pyrobust.catalog.HUMAN_NOISE`: ``human-aggregate``,
+    ``human-random1``-``3``, ``human-worst`` of CIFAR-10, ``human-noisy`` of CIFAR-100) injects nothing: its
+    labels are the human ones, read from the CIFAR-N file in the data root, and its ``T`` the empirical one
+    of the (clean, human) pairs of all training images (:func:`pyrobust.data.cifar_n.human_noise`); ``N`` is
+    then 0, a placeholder, and ``seed`` changes nothing but the record.
 
     Args:
         data: a :class:`pyrobust.data.Dataset` (``name``, ``y_train`` int64 (n,), ``num_classes``; for
             CIFAR-100 ``coarse_train``, whose superclasses the asymmetric noise keeps).
-        noise: ``"none"``, ``"symmetric"`` or ``"asymmetric"`` (section 5.1).
-        N: the noise level, a probability.
+        noise: ``"none"``, ``"symmetric"`` or ``"asymmetric"`` (section 5.1), or a human-noise setting.
+        N: the noise level, a probability (0 for a human-noise setting).
         seed: the corruption's seed; the same seed gives the same labels.
+        data_root: where the CIFAR-N label file of a human-noise setting is looked up
+            (:func:`pyrobust.data.cifar_n.cifar_n_path`; default ``$PYROBUST_DATA``, else ``./data``).
 
     Returns:
         The noisy labels (int64 (n,)) and ``T`` (float64 (C, C)).
 
     Raises:
-        ValueError: an unknown noise kind, an ``N`` outside [0, 1], or no such noise for this data set.
+        ValueError: an unknown noise kind, an ``N`` outside [0, 1], no such noise for this data set (a
+            human-noise setting of another data set, or with ``N != 0``), or a CIFAR-N file that does not
+            match ``data`` (``DataFormatError``: other clean labels, another length).
+        FileNotFoundError: the CIFAR-N file is absent (``DatasetNotAvailable``; the message says where to
+            put it, or to run ``pyrobust fetch cifar10n``).
     """
     from pyrobust.noise import corrupt, transition_matrix_for
 
     if noise not in NOISE_KINDS:
         raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISE_KINDS)}")
+    if noise in HUMAN_NOISE:
+        return _human_labels(data, noise, N, seed, data_root)
     coarse_labels = None
     if data.coarse_train is not None:  # CIFAR-100: the fine -> coarse table, read off the data set itself
         coarse_labels = torch.zeros(data.num_classes, dtype=torch.int64)

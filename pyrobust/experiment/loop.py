@@ -152,7 +152,9 @@ def fit(
     config: TrainConfig, model: nn.Module, loss_fn: nn.Module, prep: Prepared, progress: bool | None
 ) -> dict[str, Any]:
     """Train ``model`` for ``config.epochs`` on ``prep``'s training split with ``loss_fn(logits, target)``;
-    leave it holding the weights of the lowest-validation-loss epoch (section 5.1).
+    leave it holding the weights of the lowest-validation-loss epoch (section 5.1). A ``loss_fn`` with
+    parameters (a learned T) is trained with them, by SGD with momentum 0.9 at ``config.transition_lr``, and
+    left holding its T of that epoch.
 
     Batches of ``config.batch_size`` in a seeded random order per epoch (a final batch of one example is
     dropped), crop/flip augmentation if ``config.augment``.
@@ -169,6 +171,10 @@ def fit(
     from tqdm.auto import tqdm
 
     optimizer = make_optimizer(config, model)
+    # A loss that learns T (T-Revision, VolMinNet) has parameters of its own: SGD with momentum, and the
+    # best epoch's T is kept with the best epoch's weights.
+    T_params = [p for p in loss_fn.parameters() if p.requires_grad]
+    T_optimizer = torch.optim.SGD(T_params, lr=config.transition_lr, momentum=0.9) if T_params else None
     order_gen = torch.Generator().manual_seed(derived_seed(config.seed, "batch-order"))
     augment_gen = None
     if config.augment:
@@ -186,7 +192,8 @@ def fit(
     x_val, y_val = prep.x.index_select(0, prep.val_idx), prep.y_noisy.index_select(0, prep.val_idx)
 
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_epoch, best = math.inf, None, Snapshot(model)
+    best_loss, best_epoch = math.inf, None
+    best = Snapshot(model if T_optimizer is None else nn.ModuleList([model, loss_fn]))
     log = sys.stderr
     on_terminal = progress is None and hasattr(log, "isatty") and log.isatty()
     lines = progress is None and not on_terminal
@@ -209,8 +216,12 @@ def fit(
                 xb = random_crop_flip(xb, padding=4, generator=augment_gen)
             loss = loss_fn(_logits(model, xb, prep, config), yb)
             optimizer.zero_grad()
+            if T_optimizer is not None:
+                T_optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if T_optimizer is not None:
+                T_optimizer.step()
             running.add_(loss.detach(), alpha=len(yb))
         val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, prep, config)
         history["train_loss"].append(running.item() / n_used)

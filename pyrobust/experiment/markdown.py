@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pyrobust.catalog import HUMAN_NOISE
 from pyrobust.experiment.records import (
     dataset_label,
     method_label,
@@ -98,7 +99,9 @@ def _block(dataset: str, model: str, block: pd.DataFrame) -> list[str]:
                 "",
             ]
     columns = list(block[["noise", "N"]].drop_duplicates().itertuples(index=False))
-    header = [noise_label(c.noise) + ("" if c.noise == "none" else f" N={format_N(c.N)}") for c in columns]
+    # (human noise, CIFAR-N's labels as they are, has no level: its N is a placeholder 0)
+    header = [noise_label(c.noise) + ("" if c.noise == "none" or c.noise in HUMAN_NOISE else f" N={format_N(c.N)}")
+              for c in columns]
     lines += ["| | " + " | ".join(header) + " |", "|---|" + "---|" * len(columns)]
     cells = {(row.method, row.noise, row.N): row for row in block.itertuples(index=False)}
     present = set(block["method"])

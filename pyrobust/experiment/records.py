@@ -50,7 +50,9 @@ RECORD_KEYS = ("dataset", "model", "method", "noise", "N", "seed", "test_accurac
 CELL = ["dataset", "model", "method", "noise", "N"]
 COLUMN = ["dataset", "model", "noise", "N"]
 #: The columns of :func:`load_records`'s frame: the required keys, then what the reports also print.
-_RUN_COLUMNS = [*RECORD_KEYS, "epochs", "wall_time_s", "device", "threads", "T", "T_hat", "path"]
+_RUN_COLUMNS = [
+    *RECORD_KEYS, "epochs", "wall_time_s", "device", "threads", "T", "T_hat", "estimation_error", "path",
+]
 
 
 # ----------------------------------------------------------------------------------------- catalogue
@@ -206,7 +208,7 @@ def load_records(
     Returns:
         A frame with the columns ``dataset, model, method, noise, N, seed, test_accuracy`` (the required
         :data:`RECORD_KEYS`; ``N`` rounded to 6 decimals, ``test_accuracy`` a float, percent), then
-        ``epochs, wall_time_s, device, threads, T, T_hat`` (None where a record lacks them) and ``path``
+        ``epochs, wall_time_s, device, threads, T, T_hat, estimation_error`` (None where a record lacks them) and ``path``
         (the record's file). Empty (with these columns) when there is no record.
 
     Raises:
@@ -258,6 +260,7 @@ def load_records(
                 "threads": record.get("threads"),
                 "T": record.get("T"),
                 "T_hat": record.get("T_hat"),
+                "estimation_error": record.get("estimation_error"),
                 "path": str(path),
             }
         )

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from pyrobust._io import write_text
-from pyrobust.experiment.figures import plot_accuracy_vs_noise, plot_paper_vs_ours, plot_transition_estimates
+from pyrobust.experiment.estimators import estimator_markdown, estimator_table
+from pyrobust.experiment.figures import (
+    plot_accuracy_vs_noise,
+    plot_estimator_heat_maps,
+    plot_paper_vs_ours,
+    plot_transition_estimates,
+)
 from pyrobust.experiment.markdown import markdown_table
 from pyrobust.experiment.records import load_records
 from pyrobust.experiment.table import load_paper, summarize
@@ -33,8 +39,14 @@ def write_reports(
     csv: str | os.PathLike | None = None,
     markdown: str | os.PathLike | None = None,
     figures: str | os.PathLike | None = None,
+    estimators: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
-    """Write ``table2.csv``, ``table2.md`` and ``figures/*.png`` under `out_dir` from the result records.
+    """Write ``table2.csv``, ``table2.md``, ``estimators.csv`` and ``figures/*.png`` under `out_dir` from the
+    result records.
+
+    ``estimators.csv``: the estimator comparison (:func:`pyrobust.experiment.estimators.estimator_table`,
+    columns :data:`~pyrobust.experiment.estimators.ESTIMATOR_COLUMNS`), also a section of ``table2.md``, with
+    the heat maps ``T_hat_by_estimator_<dataset>_<model>.png``; a header only when no run has an estimate.
 
     ``table2.csv`` has the columns :data:`pyrobust.experiment.table.CSV_COLUMNS` (one row per cell; floats
     at 6 significant digits); ``table2.md`` the paper's layout with the caption's marks: bold for the
@@ -53,9 +65,9 @@ def write_reports(
         expected: the runs asked for, per record file its settings (``epochs``, ``dataset``, ...; see
             :func:`pyrobust.experiment.records.load_records`): a record of other settings, or not asked
             for, is an error instead of a number averaged into a cell. The workflow passes its runs.
-        csv, markdown, figures: the paths of the CSV, the Markdown and the figures' folder, instead of
-            ``out_dir/table2.csv``, ``out_dir/table2.md`` and ``out_dir/figures`` (the workflow passes
-            its rule's outputs).
+        csv, markdown, figures, estimators: the paths of the CSV, the Markdown, the figures' folder and the
+            estimator comparison, instead of ``out_dir/table2.csv``, ``out_dir/table2.md``,
+            ``out_dir/figures`` and ``out_dir/estimators.csv`` (the workflow passes its rule's outputs).
 
     Returns:
         Name -> path of every file written (``csv``, ``markdown``, and one entry per figure).
@@ -69,6 +81,7 @@ def write_reports(
     out = Path(out_dir)
     csv_path = out / "table2.csv" if csv is None else Path(csv)
     markdown_path = out / "table2.md" if markdown is None else Path(markdown)
+    estimators_path = out / "estimators.csv" if estimators is None else Path(estimators)
     figures = out / "figures" if figures is None else Path(figures)
     runs = load_records(results_dir, expected=expected)  # every check before anything is written
     paper = load_paper(paper_csv) if paper_csv is not None else None
@@ -78,7 +91,11 @@ def write_reports(
 
     written: dict[str, Path] = {}
     written["csv"] = write_text(csv_path, table.to_csv(index=False, float_format="%.6g"))
-    written["markdown"] = write_text(markdown_path, markdown_table(table, runs, missing))
+    comparison = estimator_table(runs)
+    written["estimators"] = write_text(estimators_path, comparison.to_csv(index=False, float_format="%.6g"))
+    section = estimator_markdown(comparison)
+    text = markdown_table(table, runs, missing)
+    written["markdown"] = write_text(markdown_path, text + ("\n" + "\n".join(section) if section else ""))
     if not runs.empty:
         for name, path in (
             ("accuracy_vs_N", plot_accuracy_vs_noise(runs, figures / "accuracy_vs_N.png")),
@@ -87,4 +104,5 @@ def write_reports(
             if path is not None:
                 written[name] = path
         written.update(plot_transition_estimates(runs, figures))
+        written.update(plot_estimator_heat_maps(runs, figures))
     return written

@@ -22,7 +22,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from torch import nn
 
 from pyrobust._checks import check_transition_matrix
 from pyrobust._io import write_json, write_npy
-from pyrobust._ops import backend
+from pyrobust._ops import backend, cpu_capability
 from pyrobust._version import __version__
 from pyrobust.entries import Method
 from pyrobust.experiment.config import TrainConfig
@@ -53,11 +53,13 @@ from pyrobust.registry import get_method
 __all__ = ["make_loss", "make_record", "train", "train_methods", "write_record"]
 
 
-def make_loss(method: Method, T: torch.Tensor | None, config: TrainConfig) -> tuple[nn.Module, float]:
+def make_loss(
+    method: Method, T: torch.Tensor | None, config: TrainConfig, num_classes: int | None = None
+) -> tuple[nn.Module, float]:
     """The method's training loss and the identity mix applied to ``T`` (0 unless it was ill-conditioned).
 
     ``T``: float64 (C, C), the true ``T`` or ``T_hat`` as ``method.transition`` asks, None for the
-    baselines. A method that inverts ``T`` (backward correction, section 4.1) gets ``(1 - lam) T + lam I``
+    baselines and for a method that learns T from scratch (VolMinNet: built for ``num_classes``). A method that inverts ``T`` (backward correction, section 4.1) gets ``(1 - lam) T + lam I``
     with the smallest ``lam`` keeping ``cond_2 <= config.backward_max_condition``, and its softmax clipped
     to ``[config.backward_clip, 1 - config.backward_clip]``.
 
@@ -65,6 +67,8 @@ def make_loss(method: Method, T: torch.Tensor | None, config: TrainConfig) -> tu
         ValueError: ``T`` is None for a method that needs one, or the loss rejects ``T``.
     """
     if T is None:
+        if method.learns_T:
+            return method.make_loss(num_classes=num_classes), 0.0
         return method.make_loss(), 0.0
     if method.inverts_T:
         mix = identity_mix_for(T, config.backward_max_condition)
@@ -80,6 +84,8 @@ def _versions(device: torch.device) -> dict[str, str]:
         "python": platform.python_version(),
         "loss_backend": backend(device),
     }
+    if device.type == "cpu":  # the instruction set the kernels were dispatched to (default/avx2/avx512)
+        versions["cpu_capability"] = str(cpu_capability())
     if device.type == "cuda":
         versions["cuda"] = str(torch.version.cuda)
         versions["gpu"] = torch.cuda.get_device_name(device)
@@ -95,6 +101,7 @@ def make_record(
     config: TrainConfig, *, history: dict[str, Any], test_accuracy: float, T: torch.Tensor,
     T_hat: torch.Tensor | None, estimation_error: dict[str, float] | None, identity_mix: float,
     realised_noise_rate: float, prep: Prepared, wall_time_s: float, device: torch.device,
+    estimator: str | None = None,
 ) -> dict[str, Any]:
     """The JSON record of one run (the keys are described in :func:`train`).
 
@@ -117,6 +124,7 @@ def make_record(
         "selection": history["selection"],
         "T": T.tolist(),
         "T_hat": None if T_hat is None else T_hat.tolist(),
+        "estimator": estimator,
         "estimation_error": estimation_error,
         "identity_mix": identity_mix,
         "realised_noise_rate": realised_noise_rate,
@@ -127,6 +135,14 @@ def make_record(
         "versions": _versions(device),
         "config": config.to_dict(),
     }
+
+
+def _T_hat_of(method: Method, T_hat: Any) -> Any:
+    """The estimate ``method`` trains with: ``T_hat`` itself, or its entry for ``method.estimator`` (None:
+    the data set's own estimator) when ``T_hat`` maps estimator names to estimates."""
+    if not isinstance(T_hat, Mapping):
+        return T_hat if method.estimator is None else None
+    return T_hat.get(method.estimator)
 
 
 def _resolve_methods(
@@ -140,9 +156,11 @@ def _resolve_methods(
         raise ValueError(
             "--save-probs saves the cross_entropy network's probabilities: add --method cross_entropy"
         )
-    if T_hat is None and any(m.transition == "estimated" for m in resolved):
-        names = [m.name for m in resolved if m.transition == "estimated"]
-        raise ValueError(f"{', '.join(names)} need an estimated T_hat (--T-hat, from `pyrobust estimate`)")
+    missing = [m.name for m in resolved if m.transition == "estimated" and _T_hat_of(m, T_hat) is None]
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)} need an estimated T_hat (--T-hat [ESTIMATOR=]FILE, from `pyrobust estimate`)"
+        )
     if noisy is not None and (
         noisy.dataset != config.dataset or noisy.noise != config.noise or not math.isclose(noisy.N, config.N)
     ):
@@ -174,8 +192,11 @@ def train_methods(
             when None).
         noisy: the noisy training labels (:func:`corrupt_labels` with ``config.noise``, ``config.N``,
             ``config.seed`` when None); their data set, noise kind and N must match the config.
-        T_hat: (C, C) array-like, the estimate that ``forward_est`` and ``backward_est`` use; recorded with
-            its error against ``T`` in every record.
+        T_hat: (C, C) array-like, the estimate that ``forward_est``, ``backward_est`` and ``t_revision``
+            use; or a mapping from estimator names to estimates, None naming the data set's own estimator
+            (``{None: T_percentile, "dual_t": T_dual_t}``) for the methods of other estimators
+            (``forward_dual_t``). Each record holds the estimate its method used (or, for a method that learns
+            T, the T it ended with) with its error against ``T``.
         save_probs: write the ``cross_entropy`` network's softmax on the train + validation inputs
             (float32 (n, C) ``.npy``, training set order) there, for the estimator (section 4.2).
         progress: show a progress bar per run (None: when on a terminal).
@@ -205,12 +226,12 @@ def train_methods(
         )
     C = int(data.num_classes)
     T = check_transition_matrix(torch.as_tensor(noisy.T, dtype=torch.float64), C)
-    error = None
-    if T_hat is not None:
-        from pyrobust.estimate import estimation_error
-
-        T_hat = check_transition_matrix(torch.as_tensor(np.asarray(T_hat), dtype=torch.float64), C, name="T_hat")
-        error = {k: float(v) for k, v in estimation_error(T_hat, T).items()}
+    T_hats = {
+        name: check_transition_matrix(torch.as_tensor(np.asarray(value), dtype=torch.float64), C,
+                                      name="T_hat" if name is None else f"T_hat of {name}")
+        for name, value in (T_hat.items() if isinstance(T_hat, Mapping) else [(None, T_hat)])
+        if value is not None
+    }
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -232,22 +253,34 @@ def train_methods(
                                 in_features=in_features).to(device)
             if prep.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            T_used = {None: None, "true": T, "estimated": T_hat}[method.transition]
-            loss_fn, mix = make_loss(method, T_used, cfg)
+            used_T_hat = T_hats.get(method.estimator) if method.transition == "estimated" else None
+            T_used = {None: None, "true": T, "estimated": used_T_hat}[method.transition]
+            loss_fn, mix = make_loss(method, T_used, cfg, num_classes=C)
             loss_fn = loss_fn.to(device)
             history = fit(cfg, model, loss_fn, prep, progress)
+            if method.learns_T:  # the T it ends with is its estimate
+                used_T_hat = loss_fn.T.detach().to("cpu", torch.float64)
+            elif used_T_hat is None:  # the paper's T_hat, when given, is recorded with every method
+                used_T_hat = T_hats.get(None)
             _, test_accuracy = evaluate(model, None, prep.x_test, prep.y_test, prep, cfg)
             if save_probs is not None and method.name == "cross_entropy":
                 write_npy(save_probs, probabilities(model, prep, cfg))
+        error = None if used_T_hat is None else _estimation_error(used_T_hat, T)
         record = make_record(
-            cfg, history=history, test_accuracy=test_accuracy, T=T, T_hat=T_hat, estimation_error=error,
+            cfg, history=history, test_accuracy=test_accuracy, T=T, T_hat=used_T_hat, estimation_error=error,
             identity_mix=mix, realised_noise_rate=realised, prep=prep, wall_time_s=time.perf_counter() - start,
-            device=device,
+            device=device, estimator=method.estimator,
         )
         records.append(record)
         if on_result is not None:
             on_result(record)
     return records
+
+
+def _estimation_error(T_hat: torch.Tensor, T: torch.Tensor) -> dict[str, float]:
+    from pyrobust.estimate import estimation_error
+
+    return {k: float(v) for k, v in estimation_error(T_hat, T).items()}
 
 
 def train(config: TrainConfig, **kwargs: Any) -> dict[str, Any]:
@@ -256,7 +289,8 @@ def train(config: TrainConfig, **kwargs: Any) -> dict[str, Any]:
     Record: dataset, model, method, noise, N, seed, ``test_accuracy`` (percent, clean test set, weights of
     ``best_epoch``), ``epochs``, per-epoch ``val_loss`` (the training loss on the noisy validation labels),
     ``val_accuracy`` (percent, noisy labels) and ``train_loss``, ``selection``, ``T`` (true), ``T_hat`` and
-    its ``estimation_error`` (or null), ``identity_mix`` (backward: mix of T with I applied, 0 = none),
+    its ``estimation_error`` (or null; a method that learns T: the T it ended with), ``estimator`` (the
+    estimator of a method's own ``T_hat``: null for the data set's own), ``identity_mix`` (backward: mix of T with I applied, 0 = none),
     ``realised_noise_rate`` (fraction of training labels flipped), ``sizes`` (examples in train, val,
     test), ``wall_time_s`` (seconds), ``device``, ``threads``, ``versions``, ``config``.
 

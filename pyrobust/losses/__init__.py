@@ -12,6 +12,9 @@ from pyrobust.losses.corrected import (
     forward_corrected_cross_entropy,
 )
 
+# --- the forward correction with a T learned while training (T-Revision, VolMinNet) ---
+from pyrobust.losses.learned_transition import TRevisionLoss, VolMinNetLoss
+
 # --- conditioning of T for the backward correction (section 4.1) ---
 from pyrobust.losses.conditioning import MAX_CONDITION_NUMBER, condition_number, identity_mix_for
 
@@ -45,7 +48,9 @@ __all__ = [
     "SCELoss",
     "SavageLoss",
     "SigmoidLoss",
+    "TRevisionLoss",
     "UnhingedLoss",
+    "VolMinNetLoss",
     "backward_corrected_cross_entropy",
     "bootstrap_hard",
     "bootstrap_soft",

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from pyrobust.catalog import HUMAN_NOISE as _HUMAN_NOISE
 from pyrobust.catalog import NOISE_KINDS as _NOISE_KIND_LABELS
 from pyrobust.noise._validate import _check_class, _check_noise_level, _check_num_classes, _validated
 from pyrobust.noise.cifar100 import CIFAR100_COARSE_LABELS, superclass_cycles
@@ -42,8 +43,9 @@ __all__ = [
     "transition_matrix_for",
 ]
 
-#: Noise kinds of Table 2 (the keys of :data:`pyrobust.catalog.NOISE_KINDS`).
-NOISE_KINDS: tuple[str, ...] = tuple(_NOISE_KIND_LABELS)
+#: Noise kinds of Table 2, those a ``T`` is built for (the keys of :data:`pyrobust.catalog.NOISE_KINDS` but
+#: the human label sets of CIFAR-N, whose ``T`` is counted from their labels: :mod:`pyrobust.data.cifar_n`).
+NOISE_KINDS: tuple[str, ...] = tuple(kind for kind in _NOISE_KIND_LABELS if kind not in _HUMAN_NOISE)
 
 #: Flips (clean, noisy) of the paper's pair-flip structures, each taken with probability N.
 _PAIR_FLIPS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -227,6 +229,9 @@ def transition_matrix_for(
     """
     if dataset not in _DATASET_REGISTRY:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
+    if noise in _HUMAN_NOISE:
+        raise ValueError(f"noise {noise!r} is CIFAR-N's human labels, not a T to inject: its T is counted from "
+                         "them (pyrobust.data.cifar_n.human_noise, or `pyrobust corrupt`)")
     if noise not in NOISE_KINDS:
         raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISE_KINDS)}")
     info = get_dataset(dataset)

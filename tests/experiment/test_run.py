@@ -20,14 +20,14 @@ from pyrobust.registry import METHODS, get_method, register_method
 SCHEMA = {
     "dataset": str, "model": str, "method": str, "noise": str, "N": float, "seed": int,
     "test_accuracy": float, "best_epoch": int, "epochs": int, "val_loss": list, "val_accuracy": list,
-    "T": list, "T_hat": (list, type(None)), "estimation_error": (dict, type(None)),
+    "T": list, "T_hat": (list, type(None)), "estimator": (str, type(None)), "estimation_error": (dict, type(None)),
     "realised_noise_rate": float, "wall_time_s": float, "device": str, "threads": int, "versions": dict,
     "config": dict,
 }
 #: every key of a record, in the order it is written
 RECORD_KEYS = [
     "dataset", "model", "method", "noise", "N", "seed", "test_accuracy", "best_epoch", "epochs", "val_loss",
-    "val_accuracy", "train_loss", "selection", "T", "T_hat", "estimation_error", "identity_mix",
+    "val_accuracy", "train_loss", "selection", "T", "T_hat", "estimator", "estimation_error", "identity_mix",
     "realised_noise_rate", "sizes", "wall_time_s", "device", "threads", "versions", "config",
 ]
 
@@ -177,3 +177,32 @@ def test_other_data_shapes_train_end_to_end(dataset, model, shape, method):
     record = train(config, data=data, progress=False)
     assert record["sizes"] == {"train": 135, "val": 15, "test": 40}
     assert all(v is not None for v in record["val_loss"]) and 0 <= record["test_accuracy"] <= 100
+
+
+def test_each_estimators_method_trains_with_its_own_T_hat(small, cfg):
+    own = torch.full((10, 10), 0.02, dtype=torch.float64) + 0.8 * torch.eye(10, dtype=torch.float64)
+    vertex = torch.full((10, 10), 0.01, dtype=torch.float64) + 0.9 * torch.eye(10, dtype=torch.float64)
+    records = train_methods(cfg(epochs=1), ["forward_est", "forward_vertex", "cross_entropy"], data=small,
+                            T_hat={None: own, "vertex": vertex}, progress=False)
+    assert [r["estimator"] for r in records] == [None, "vertex", None]
+    np.testing.assert_allclose(records[0]["T_hat"], own.numpy())
+    np.testing.assert_allclose(records[1]["T_hat"], vertex.numpy())
+    np.testing.assert_allclose(records[2]["T_hat"], own.numpy())  # the own estimate is recorded with every method
+    T = torch.tensor(records[1]["T"], dtype=torch.float64)
+    assert records[1]["estimation_error"]["mae"] == pytest.approx((vertex - T).abs().mean().item())
+    with pytest.raises(ValueError, match="forward_dual_t need an estimated T_hat"):
+        train_methods(cfg(epochs=1), ["forward_dual_t"], data=small, T_hat={None: own}, progress=False)
+
+
+def test_a_method_that_learns_T_records_the_T_it_ends_with(small, cfg):
+    start = torch.full((10, 10), 0.02, dtype=torch.float64) + 0.8 * torch.eye(10, dtype=torch.float64)
+    records = train_methods(cfg(epochs=2), ["t_revision", "volminnet"], data=small, T_hat=start, progress=False)
+    for record in records:
+        T_hat = np.asarray(record["T_hat"])
+        np.testing.assert_allclose(T_hat.sum(1), 1.0, atol=1e-6)
+        T = np.asarray(record["T"])
+        assert record["estimation_error"]["mae"] == pytest.approx(np.abs(T_hat - T).mean())
+    revised = np.asarray(records[0]["T_hat"])
+    assert not np.allclose(revised, start.numpy(), atol=1e-6)  # T moved...
+    np.testing.assert_allclose(revised, start.numpy(), atol=0.2)  # ...from where it started
+    assert records[0]["config"]["transition_lr"] == 0.01

@@ -42,8 +42,9 @@ def registered(T: torch.Tensor) -> dict:
     losses = {}
     for name in list_methods():
         method = get_method(name)
-        if method.transition is None:
-            losses[name] = method.make_loss(reduction="none")
+        if method.transition is None:  # a method that learns T from scratch is built for C classes
+            options = {"num_classes": C} if method.learns_T else {}
+            losses[name] = method.make_loss(reduction="none", **options)
             continue
         losses[name] = method.make_loss(T, reduction="none")
         if method.inverts_T:  # as the experiment builds it (pyrobust.experiment.run.make_loss)

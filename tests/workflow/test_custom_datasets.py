@@ -16,6 +16,7 @@ import yaml
 from workflow_helpers import job_counts, run_snakemake, snakemake_env
 
 import pyrobust.data
+from pyrobust import catalog
 from pyrobust.noise import corrupt
 
 METHODS = ["cross_entropy", "savage", "forward", "forward_est"]
@@ -101,8 +102,10 @@ def test_a_declared_data_set_with_natural_noise_end_to_end(workdir, tmp_path):
     table = pd.read_csv(workdir / "reports/table2.csv")
     assert set(table.dataset) == {"mydigits"} and set(table.model) == {"fc"}
     assert set(zip(table.noise, table.N)) == {("none", 0.0), ("asymmetric", 0.6)}
-    for noise in ("none", "asymmetric"):  # true-T rows too: the clean labels give T
-        assert sorted(table[table.noise == noise].method) == sorted(METHODS)
+    # true-T rows too (the clean labels give T), and forward_est again with each default estimator's T-hat
+    rows = catalog.with_estimators(METHODS, list(catalog.DEFAULT_ESTIMATORS))
+    for noise in ("none", "asymmetric"):
+        assert sorted(table[table.noise == noise].method) == sorted(rows)
     assert list(table.runs.unique()) == [2] and list(table.epochs.unique()) == [2]
     assert table.paper_mean.isna().all() and table.paper_reference.isna().all()
     assert table["mean"].between(0, 100).all()

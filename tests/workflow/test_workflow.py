@@ -56,8 +56,9 @@ def expected_jobs(datasets, methods, *, batched, fetch):
 
 def test_default_dag_is_the_mnist5k_table(workdir):
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    assert config["default_datasets"] == ["mnist5k"] and len(config["methods"]) == 10
-    expected = expected_jobs(["mnist5k"], config["methods"], batched=True, fetch=False)
+    assert config["default_datasets"] == ["mnist5k"] and len(config["methods"]) == 12
+    methods = catalog.with_estimators(config["methods"], config["estimators"])
+    expected = expected_jobs(["mnist5k"], methods, batched=True, fetch=False)
     assert expected["corrupt_labels"] == 4
     assert job_counts(cwd=workdir) == expected
 
@@ -65,7 +66,8 @@ def test_default_dag_is_the_mnist5k_table(workdir):
 def test_paper_dag_is_every_network_of_table_2(workdir):
     config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
     assert config["datasets"] == ["mnist", "imdb", "cifar10", "cifar100"]
-    expected = expected_jobs(config["datasets"], config["methods"], batched=False, fetch=True)
+    methods = catalog.with_estimators(config["methods"], config["estimators"])
+    expected = expected_jobs(config["datasets"], methods, batched=False, fetch=True)
     # 5 runs of MNIST (fc) and IMDB (embedding, lstm), 1 of CIFAR-10 (resnet14, resnet32) and CIFAR-100
     assert expected["estimate_transition_matrix"] == 4 * (5 * 1 + 5 * 2 + 1 * 2 + 1 * 1)
     assert job_counts("--configfile", "config/paper.yaml", cwd=workdir) == expected
@@ -127,7 +129,10 @@ def test_the_schema_names_nothing_that_the_catalogue_names():
 
     assert named(SCHEMA) == []
     assert "properties" not in SCHEMA["properties"]["dataset_settings"]  # no per-data-set defaults either
-    assert ESTIMATED == {"backward_est", "forward_est"}  # the paper's, as expected_jobs assumes
+    # the paper's, each estimator's, and T-Revision (which starts from the paper's T-hat), as expected_jobs assumes
+    assert ESTIMATED == {"backward_est", "forward_est", "t_revision"} | {
+        m.name for m in catalog.methods() if m.estimator is not None
+    }
 
 
 def write_plugin(root):
@@ -227,15 +232,22 @@ def test_tiny_config_end_to_end_then_resume_and_rerun(workdir, tmp_path):
 
     table = pd.read_csv(workdir / "reports/table2.csv")
     assert list(table.columns) == CSV_COLUMNS
-    assert sorted(table.method) == ["cross_entropy", "forward_est", "savage"]
+    # forward_est is trained again with the T-hat of each default estimator (config `estimators`)
+    assert sorted(table.method) == ["cross_entropy", "forward_dual_t", "forward_est", "forward_vertex", "savage"]
     assert set(zip(table.dataset, table.model, table.noise, table.N)) == {("mnist5k", "fc", "asymmetric", 0.6)}
-    assert list(table.runs) == [2, 2, 2] and list(table.epochs) == [1, 1, 1]
-    assert set(table.paper_reference) == {"mnist/fc"}
+    assert list(table.runs) == [2] * 5 and list(table.epochs) == [1] * 5
+    estimators = pd.read_csv(workdir / "reports/estimators.csv")
+    assert list(estimators.estimator) == ["percentile", "vertex", "dual_t"] and list(estimators.runs) == [2] * 3
+    assert estimators.forward_accuracy.between(0, 100).all() and estimators.mae.between(0, 1).all()
+    ours = table.method.isin(["forward_dual_t", "forward_vertex"])  # rows the paper does not have
+    assert set(table.paper_reference[~ours]) == {"mnist/fc"} and table.paper_mean[ours].isna().all()
     assert table["mean"].between(0, 100).all()
     markdown = (workdir / "reports/table2.md").read_text()
     assert "## Missing data sets" in markdown and "(`cifar10`)" in markdown.split("## Missing data sets")[1]
     assert json.loads((workdir / "results/data/cifar10.json").read_text())["available"] is False
-    assert {p.name for p in (workdir / "reports/figures").iterdir()} >= {"accuracy_vs_N.png", "paper_vs_ours.png"}
+    assert {p.name for p in (workdir / "reports/figures").iterdir()} >= {
+        "accuracy_vs_N.png", "paper_vs_ours.png", "T_hat_by_estimator_mnist5k_fc.png",
+    }  # fmt: skip
     record = json.loads((workdir / "results/mnist5k/fc/asymmetric-0.6/seed1/forward_est.json").read_text())
     assert record["seed"] == 1 and record["T_hat"] is not None
 

@@ -99,6 +99,7 @@ def config_schema(schema_file, paper_table):
     keys = schema["properties"]
     keys["default_datasets"]["default"] = [d.name for d in datasets if d.embedded]
     keys["methods"]["default"] = [m for m in list_methods() if m in paper_methods]
+    keys["estimators"]["default"] = list(pyrobust.catalog.DEFAULT_ESTIMATORS)
     keys["dataset_settings"]["properties"] = {
         d.name: {
             "$ref": "#/$defs/dataset",
@@ -153,7 +154,41 @@ def validate_config(config, schema):
     raise WorkflowError(message)
 
 
+def check_human_noise(config):
+    """CIFAR-N's human label sets (`pyrobust.catalog.HUMAN_NOISE`) are noise settings of the data set they
+    relabel only, with N 0: the labels are taken as they are, N is a placeholder in paths and records.
+    """
+    human = pyrobust.catalog.HUMAN_NOISE
+    entries = [
+        (f"custom_datasets.{name}", name, entry.get("settings") or [])
+        for name, entry in config["custom_datasets"].items()
+    ] + [
+        (f"dataset_settings.{name}", name, entry["settings"])
+        for name, entry in config["dataset_settings"].items()
+    ]
+    for key, dataset, settings in entries:
+        for i, setting in enumerate(settings):
+            noise = setting["noise"]
+            if noise not in human or workflow.modifier.skip_validation:
+                continue
+            where = f"Invalid configuration: {key}.settings[{i}]: noise {noise!r}"
+            if human[noise][0] != dataset:
+                own = [kind for kind, (owner, _) in human.items() if owner == dataset]
+                raise WorkflowError(
+                    f"{where} is a human label set (CIFAR-N) of {human[noise][0]}, not of {dataset}; "
+                    f"{dataset}'s human noise settings: {', '.join(own) or 'none'}"
+                )
+            if setting["N"] != 0:
+                raise WorkflowError(
+                    f"{where} takes CIFAR-N's human labels as they are: its N must be 0 (a placeholder; "
+                    f"the noise rate is that of the labels), got {setting['N']}"
+                )
+
+
 config.update(typed(config))
+# `clothing1m=<runs file>` is short for `clothing1m={runs_file: <runs file>}` (workflow/rules/clothing1m.smk).
+if isinstance(config.get("clothing1m"), str):
+    config["clothing1m"] = {"runs_file": config["clothing1m"]}
 # Data sets declared in the config (`custom_datasets`): the registry reads them from this environment
 # variable, here and in every job (they inherit Snakemake's environment), see pyrobust/custom_datasets.py.
 if config.get("custom_datasets"):
@@ -168,3 +203,4 @@ validate_config(
         workflow.source_path("../resources/table2-paper.csv"),
     ),
 )
+check_human_noise(config)

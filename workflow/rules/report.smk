@@ -63,6 +63,11 @@ rule report:
             caption="../report/table2_md.rst",
             category="Table 2",
         ),
+        estimators=report(
+            f"{REPORTS}/estimators.csv",
+            caption="../report/estimators_csv.rst",
+            category="Estimators of T",
+        ),
         figures=report(
             directory(f"{REPORTS}/figures"),
             patterns=["{name}.png"],

@@ -120,7 +120,9 @@ REPORT_SOURCES = (
     "experiment/table.py",
     "experiment/markdown.py",
     "experiment/figures.py",
+    "experiment/estimators.py",
     "experiment/report.py",
+    "experiment/table3.py",
     "plots.py",
     "report.py",
 )

@@ -14,13 +14,25 @@ functions (shared functions are in runs.smk).
 import os
 import shlex
 
-from pyrobust.catalog import estimated_T_methods
+from pyrobust.catalog import estimated_T_methods, with_estimators
+from pyrobust.registry import get_method
 
 # Methods trained with the T-hat estimated from the cross_entropy network (the catalogue's
 # transition == "estimated"): they wait for the estimate. Every other method runs as soon as the noisy
 # labels exist.
 ESTIMATED_T_METHODS = estimated_T_methods()
-METHODS = config["methods"]
+# The estimators compared besides each data set's own: every correction with the own T-hat in `methods`
+# is trained again with each one's (forward_est -> forward_vertex, forward_dual_t).
+try:
+    METHODS = with_estimators(config["methods"], config["estimators"])
+except ValueError as error:
+    raise WorkflowError(f"Invalid configuration: estimators: {error}") from None
+# The compared estimators whose T-hat a configured method trains with (none without forward_est/backward_est).
+ESTIMATORS = [
+    name
+    for name in config["estimators"]
+    if name in {get_method(m).estimator for m in METHODS}
+]
 METHODS_WITH_T_HAT = [m for m in METHODS if m in ESTIMATED_T_METHODS]
 # cross_entropy runs on its own: its predicted probabilities are what T-hat is estimated from.
 METHODS_WITHOUT_T_HAT = [
@@ -109,25 +121,27 @@ TRAINING_RESOURCES = (
     {"gpu": 1, **config["cuda_resources"]} if config["device"] == "cuda" else {}
 )
 
-# How `pyrobust estimate` is told a data set's estimator: the paper's two by their own flags, any other
-# registered estimator by its name.
-ESTIMATOR_FLAGS = {
-    "percentile": f"--quantile {config['quantile']}",
-    "argmax": "--argmax",
-}
+# `pyrobust estimate` runs the data set's own estimator (the paper's), then those of `estimators`, in one job.
 ESTIMATOR_OPTIONS = {
-    dataset: ESTIMATOR_FLAGS.get(
-        settings["estimator"],
-        f"--estimator {settings['estimator']} --quantile {config['quantile']}",
+    dataset: " ".join(
+        f"--estimator {name}" for name in [settings["estimator"], *ESTIMATORS]
     )
+    + f" --quantile {config['quantile']}"
     for dataset, settings in config["dataset_settings"].items()
 }
+# Each compared estimator's T-hat (and its error, the same name .json), beside the data set's own.
+OTHER_T_HATS = {name: f"{RUN}/T_hat.{name}.npy" for name in ESTIMATORS}
+OTHER_ERRORS = {f"{name}_error": f"{RUN}/T_hat.{name}.json" for name in ESTIMATORS}
 
 
 rule corrupt_labels:
     """The noisy training labels of one noise setting, all seeds in one job (shared by all networks)."""
     input:
         lambda wildcards: DATA_READY[wildcards.dataset],
+        # a human noise setting (CIFAR-N): its label file's download (cifar_n.smk)
+        lambda wildcards: HUMAN_LABELS_READY.get(
+            (wildcards.dataset, wildcards.noise), []
+        ),
     output:
         directory(LABELS),
     log:
@@ -210,6 +224,8 @@ rule estimate_transition_matrix:
         probs=PROBS,
         labels=LABELS,
     output:
+        **OTHER_T_HATS,
+        **OTHER_ERRORS,
         T_hat=f"{RUN}/T_hat.npy",
         error=f"{RUN}/T_hat.json",
     log:
@@ -218,17 +234,23 @@ rule estimate_transition_matrix:
         "../envs/pyrobust.yaml"
     params:
         estimator=lambda wildcards: ESTIMATOR_OPTIONS[wildcards.dataset],
+        # one --out per estimator, in the order of --estimator (the own one, then `estimators`)
+        outs=lambda wildcards, output: " ".join(
+            shlex.quote(getattr(output, name)) for name in ["T_hat", *ESTIMATORS]
+        ),
         code=TRAINING_CODE,
     shell:
         "pyrobust estimate --probs {input.probs} --noisy-labels {input.labels}/seed{wildcards.seed}.npz "
-        "{params.estimator} --out {output.T_hat} > {log} 2>&1"
+        "{params.estimator} --out {params.outs} > {log} 2>&1"
 
 
 if METHODS_WITH_T_HAT:
 
     rule train_with_T_hat:
-        """The corrections with the estimated T-hat (forward_est, backward_est)."""
+        """The corrections with the estimated T-hats (forward_est, backward_est, and those of `estimators`),
+        and T-Revision (which starts from the data set's own)."""
         input:
+            **OTHER_T_HATS,
             labels=LABELS,
             T_hat=rules.estimate_transition_matrix.output.T_hat,
         output:
@@ -246,6 +268,13 @@ if METHODS_WITH_T_HAT:
         params:
             **TRAIN_PARAMS,
             methods=method_flags(METHODS_WITH_T_HAT),
-            extra=lambda wildcards, input: f"--T-hat {input.T_hat}",
+            extra=lambda wildcards, input: " ".join(
+                (
+                    f"--T-hat {name}={shlex.quote(getattr(input, name))}"
+                    if name != "T_hat"
+                    else f"--T-hat {shlex.quote(input.T_hat)}"
+                )
+                for name in ["T_hat", *ESTIMATORS]
+            ),
         shell:
             TRAIN_COMMAND

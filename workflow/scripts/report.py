@@ -31,6 +31,7 @@ def report(snakemake) -> None:
         csv=output.csv,
         markdown=output.md,
         figures=output.figures,
+        estimators=output.estimators,
     )
     for path in written.values():
         print(f"wrote {path}")
