@@ -417,7 +417,7 @@ def test_estimate_reads_any_users_probs_and_labels_as_npy_or_csv(tmp_path, capsy
 @pytest.mark.parametrize("argv, problem", [
     (["--estimator", "vertex", "--estimator", "dual_t", "--out", "a.npy"], "2 estimator(s)"),
     (["--estimator", "dual_t", "--out", "a.npy"], "needs the noisy labels"),
-    (["--estimator", "dual_t", "--labels", "short.npy", "--out", "a.npy"], "shape (5, C) for short.npy"),
+    (["--estimator", "dual_t", "--labels", "short.npy", "--out", "a.npy"], "shape (5, C) for the labels of short.npy"),
     (["--T", "T3.npy", "--out", "a.npy"], "a 3 x 3 matrix"),
     (["--labels", "labels.txt", "--out", "a.npy"], "not a .npy file; expected labels"),
 ])
@@ -448,4 +448,32 @@ def test_train_takes_each_estimators_T_hat_by_name(tmp_path, capsys):
     assert run("train", "--method", "forward_vertex", "--T-hat", f"nope={vertex}", *common) == 2
     assert "unknown estimator 'nope'" in capsys.readouterr().err
     assert run("train", "--method", "forward_vertex", "--T-hat", own, *common) == 2
-    assert "forward_vertex need an estimated T_hat" in capsys.readouterr().err
+    assert "forward_vertex needs the T_hat of vertex (--T-hat vertex=FILE)" in capsys.readouterr().err
+
+
+def test_estimate_reads_pandas_csvs_and_names_the_files_of_bad_inputs(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    probs, labels, T = _posteriors()
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame(probs, columns=list("abcd")).to_csv("probs.csv")  # a header and pandas' index column
+    pd.Series(labels.astype(float), name="label").to_csv("labels.csv", index=False)  # whole floats, header
+    np.save("floats.npy", labels.astype(float))
+    np.save("fractions.npy", labels + 0.5)
+    np.save("negative.npy", labels - 1)
+    np.save("probs.npy", probs)
+    assert run("estimate", "--probs", "probs.csv", "--labels", "labels.csv", "--estimator", "dual_t",
+               "--out", "a.npy") == 0
+    assert run("estimate", "--probs", "probs.npy", "--labels", "floats.npy", "--estimator", "dual_t",
+               "--out", "b.npy") == 0
+    np.testing.assert_array_equal(np.load("a.npy"), np.load("b.npy"))
+    capsys.readouterr()
+    for argv, problem in [
+        (["--labels", "fractions.npy", "--estimator", "dual_t", "--out", "c.npy"], "fractions.npy: labels must be whole"),
+        (["--labels", "negative.npy", "--estimator", "dual_t", "--out", "c.npy"], "probs.npy, negative.npy: labels holds class -1"),
+        (["--argmax", "--estimator", "vertex", "--out", "c.npy"], "give one or the other"),
+        (["--out", "c.json"], "written as .npy"),
+        (["--estimator", "vertex", "--estimator", "argmax", "--out", "c.npy", "c.npy"], "a file of its own"),
+    ]:
+        assert run("estimate", "--probs", "probs.npy", *argv) == 2
+        assert problem in capsys.readouterr().err

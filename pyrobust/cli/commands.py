@@ -59,12 +59,18 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainConfig.paper(noisy.dataset if args.dataset is None else args.dataset, args.method[0],
                                noise=noisy.noise, N=noisy.N, seed=args.seed, **overrides)
     from pyrobust.noise import load_transition_matrix
-    from pyrobust.registry import ESTIMATORS
+    from pyrobust.registry import ESTIMATORS, get_dataset
+
+    own_estimator = get_dataset(config.dataset).estimator
 
     T_hat = {}
     for given in args.T_hat:
         name, sep, path = given.partition("=")
         estimator, path = (name, path) if sep and name.isidentifier() else (None, given)
+        if not path:
+            raise ValueError(f"--T-hat {given}: no file after '='")
+        if estimator == own_estimator:  # the data set's own estimator: the plain --T-hat FILE
+            estimator = None
         if estimator is not None and estimator not in ESTIMATORS:
             raise ValueError(f"--T-hat {given}: unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
         if estimator in T_hat:
@@ -98,6 +104,8 @@ def run_estimate(args: argparse.Namespace) -> None:
     from pyrobust._io import write_json, write_npy
     from pyrobust.estimate import estimate_transition_matrix, estimation_error
 
+    if args.argmax and args.estimator:
+        raise ValueError("--argmax is --estimator argmax: give one or the other")
     estimators = ["argmax"] if args.argmax else (args.estimator or ["percentile"])
     if len(args.out) != len(estimators):
         raise ValueError(f"{len(estimators)} estimator(s) ({', '.join(estimators)}) but {len(args.out)} --out "
@@ -105,7 +113,11 @@ def run_estimate(args: argparse.Namespace) -> None:
     outs = [Path(out) for out in args.out]
     for out in outs:
         check_output(out)
+        if out.suffix != ".npy":  # its summary goes beside it as .json
+            raise ValueError(f"{out}: T_hat is written as .npy (its summary beside it as .json)")
         check_output(out.with_suffix(".json"))
+    if len(set(outs)) < len(outs):
+        raise ValueError(f"--out {' '.join(map(str, outs))}: each estimator needs a file of its own")
     if args.noisy_labels is not None:
         noisy = load_noisy_labels(args.noisy_labels)
         labels, T, C, source = noisy.labels, noisy.T, noisy.T.shape[0], args.noisy_labels
@@ -114,13 +126,19 @@ def run_estimate(args: argparse.Namespace) -> None:
         labels = None if args.labels is None else load_array(args.labels, "labels")
         T = None if args.T is None else load_array(args.T, "T")
         C, source, about = None, args.labels, {}
+    if labels is not None and labels.ndim != 1:
+        raise ValueError(f"{source}: labels must be one column of class indices, got shape {labels.shape}")
     probs = load_probs(args.probs, None if labels is None else len(labels), C, source)
     if T is not None and T.shape != (probs.shape[1],) * 2:
         raise ValueError(f"{args.T}: a {' x '.join(map(str, T.shape))} matrix, but {args.probs} has "
                          f"{probs.shape[1]} classes")
     for method, out in zip(estimators, outs):
-        T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
-                                           labels=None if labels is None else torch.from_numpy(labels))
+        inputs = ", ".join(str(f) for f in (args.probs, source) if f is not None)
+        try:  # a problem of the inputs (a class out of range, ...) is named with their files
+            T_hat = estimate_transition_matrix(torch.from_numpy(probs), args.quantile, method=method,
+                                               labels=None if labels is None else torch.from_numpy(labels))
+        except ValueError as error:
+            raise ValueError(f"{inputs}: {error}") from error
         T_hat = torch.as_tensor(T_hat, dtype=torch.float64)
         error = None if T is None else {
             k: float(v) for k, v in estimation_error(T_hat, torch.as_tensor(T, dtype=torch.float64)).items()

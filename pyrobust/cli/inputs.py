@@ -28,35 +28,47 @@ def load_array(path: str, what: str):
         if magic == b"\x93NUMPY":  # by content: a .npy whatever its name
             array = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
-            array = _read_csv(path, what)
+            array = _read_csv(path)
         else:
             kind = "an .npz archive" if magic.startswith(b"PK\x03\x04") else "not a .npy file"
             raise ValueError(f"{kind}; expected {what} as an .npy array or a .csv file")
+        if what == "labels":
+            array = _class_indices(array)
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(f"{path}: expected numeric {what}, got dtype {array.dtype}")
     return array
 
 
-def _read_csv(path: str, what: str):
-    """A .csv of numbers (one header line allowed) as a float64 array, a single column as a vector; labels as
-    int64, refused unless whole."""
+def _read_csv(path: str):
+    """A .csv of numbers as a float64 array (a single column as a vector). One header line is recognised when
+    a cell of it is not a number or is empty, and then a first column without a header (pandas' index) is
+    left out; a header of numbers only cannot be told from data and is read as a row."""
     import numpy as np
     import pandas as pd
 
-    frame = pd.read_csv(path, header=None)
-    if len(frame) and not all(_is_number(v) for v in frame.iloc[0]):
-        frame = frame.iloc[1:]  # a header line
+    frame = pd.read_csv(path, header=None, skip_blank_lines=True)
+    if len(frame) and not all(_is_number(v) and v == v for v in frame.iloc[0]):  # v == v: not NaN (empty)
+        header = frame.iloc[0]
+        frame = frame.iloc[1:]
+        if len(header) > 1 and header.iloc[0] != header.iloc[0]:  # an unnamed first column: an index
+            frame = frame.iloc[:, 1:]
     try:
         array = frame.to_numpy(dtype=np.float64)
     except ValueError as error:
-        raise ValueError(f"a cell is not a number ({error}); expected {what}") from None
-    if array.shape[1] == 1:
-        array = array[:, 0]
-    if what == "labels":
-        if not np.all(array == np.round(array)):
-            raise ValueError("labels must be whole class indices")
-        array = array.astype(np.int64)
-    return array
+        raise ValueError(f"a cell is not a number ({error})") from None
+    return array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+
+
+def _class_indices(array):
+    """Labels as int64 class indices: integers as they are, floats only when whole (1.0), else an error."""
+    import numpy as np
+
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"labels must be class indices (integers), got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or not np.all(array == np.round(array)):
+            raise ValueError("labels must be whole class indices, got fractional or non-finite values")
+    return array.astype(np.int64)
 
 
 def _is_number(value) -> bool:
@@ -81,7 +93,9 @@ def load_probs(path: str, n: int | None, C: int | None, labels_path: str | None)
     expected = (n if n is not None else "n", C if C is not None else "C")
     if probs.ndim != 2 or (n is not None and probs.shape[0] != n) or (C is not None and probs.shape[1] != C) \
             or not np.issubdtype(probs.dtype, np.floating):
-        against = f" for {labels_path}" if labels_path else ""
+        against = f" for the labels of {labels_path}" if labels_path else ""
+        if n is not None and probs.ndim == 2 and probs.shape[0] != n and str(labels_path).endswith(".csv"):
+            against += " (a header line of numbers in a .csv is read as data)"
         raise ValueError(f"{path}: expected float probabilities of shape ({expected[0]}, {expected[1]}){against}, "
                          f"got {probs.dtype} {probs.shape}")
     return probs

@@ -67,7 +67,8 @@ def write_reports(
             for, is an error instead of a number averaged into a cell. The workflow passes its runs.
         csv, markdown, figures, estimators: the paths of the CSV, the Markdown, the figures' folder and the
             estimator comparison, instead of ``out_dir/table2.csv``, ``out_dir/table2.md``,
-            ``out_dir/figures`` and ``out_dir/estimators.csv`` (the workflow passes its rule's outputs).
+            ``out_dir/figures`` and ``estimators.csv`` beside the table's CSV (the workflow passes its rule's
+            outputs).
 
     Returns:
         Name -> path of every file written (``csv``, ``markdown``, and one entry per figure).
@@ -81,7 +82,7 @@ def write_reports(
     out = Path(out_dir)
     csv_path = out / "table2.csv" if csv is None else Path(csv)
     markdown_path = out / "table2.md" if markdown is None else Path(markdown)
-    estimators_path = out / "estimators.csv" if estimators is None else Path(estimators)
+    estimators_path = csv_path.parent / "estimators.csv" if estimators is None else Path(estimators)
     figures = out / "figures" if figures is None else Path(figures)
     runs = load_records(results_dir, expected=expected)  # every check before anything is written
     paper = load_paper(paper_csv) if paper_csv is not None else None

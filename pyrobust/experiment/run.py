@@ -156,11 +156,14 @@ def _resolve_methods(
         raise ValueError(
             "--save-probs saves the cross_entropy network's probabilities: add --method cross_entropy"
         )
-    missing = [m.name for m in resolved if m.transition == "estimated" and _T_hat_of(m, T_hat) is None]
-    if missing:
-        raise ValueError(
-            f"{', '.join(missing)} need an estimated T_hat (--T-hat [ESTIMATOR=]FILE, from `pyrobust estimate`)"
-        )
+    for method in resolved:
+        if method.transition == "estimated" and _T_hat_of(method, T_hat) is None:
+            which = (
+                "the data set's own estimator's T_hat (--T-hat FILE)"
+                if method.estimator is None
+                else f"the T_hat of {method.estimator} (--T-hat {method.estimator}=FILE)"
+            )
+            raise ValueError(f"{method.name} needs {which}, from `pyrobust estimate`")
     if noisy is not None and (
         noisy.dataset != config.dataset or noisy.noise != config.noise or not math.isclose(noisy.N, config.N)
     ):

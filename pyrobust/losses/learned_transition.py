@@ -9,6 +9,10 @@ loss holds.
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
+
 import torch
 
 from pyrobust.losses.corrected import ForwardCorrectedLoss
@@ -35,10 +39,20 @@ class TRevisionLoss(ForwardCorrectedLoss):
 
     Raises:
         ValueError: ``T_hat`` is not a row-stochastic ``C x C`` matrix (from the parent).
+
+    Warns:
+        UserWarning: ``T_hat`` has entries exactly 0 (they cannot be revised).
     """
 
     def __init__(self, T_hat: torch.Tensor, reduction: str = "mean", **options) -> None:
         super().__init__(T_hat, reduction=reduction, learnable=True, **options)
+        zeros = int((torch.as_tensor(T_hat) == 0).sum())
+        if zeros:
+            warnings.warn(
+                f"TRevisionLoss: T_hat has {zeros} entries exactly 0; their logits start at LOG_ZERO and the "
+                "revision cannot move them (an identity T_hat is not revised at all)",
+                UserWarning, stacklevel=2,
+            )
 
 
 def volminnet_initial_T(num_classes: int, off_diagonal: float = -2.0) -> torch.Tensor:
@@ -49,8 +63,11 @@ def volminnet_initial_T(num_classes: int, off_diagonal: float = -2.0) -> torch.T
     penalty shrinks it onto them. Float64 ``C x C``.
 
     Raises:
+        TypeError: ``num_classes`` is not an integer.
         ValueError: ``num_classes < 2``.
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     off = torch.sigmoid(torch.tensor(off_diagonal, dtype=torch.float64))
@@ -80,16 +97,20 @@ class VolMinNetLoss(ForwardCorrectedLoss):
         off_diagonal: the start's pre-sigmoid off-diagonal value (:func:`volminnet_initial_T`).
         options: the other keyword arguments of :class:`~pyrobust.losses.ForwardCorrectedLoss`.
 
+    The penalty is not masked: with ``ignore_index`` and ``"none"``, an ignored element carries its share
+    of it too (its cross-entropy part is 0).
+
     Raises:
-        ValueError: ``num_classes < 2`` or ``volume_weight < 0``.
+        TypeError: ``num_classes`` is not an integer.
+        ValueError: ``num_classes < 2``, or ``volume_weight`` negative or not finite.
     """
 
     def __init__(
         self, num_classes: int, reduction: str = "mean", *, volume_weight: float = 1e-4,
         off_diagonal: float = -2.0, **options,
     ) -> None:
-        if volume_weight < 0:
-            raise ValueError(f"volume_weight must be >= 0, got {volume_weight}")
+        if not math.isfinite(volume_weight) or volume_weight < 0:
+            raise ValueError(f"volume_weight must be a finite number >= 0, got {volume_weight}")
         super().__init__(volminnet_initial_T(num_classes, off_diagonal), reduction=reduction, learnable=True,
                          **options)
         self.volume_weight = float(volume_weight)

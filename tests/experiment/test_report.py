@@ -69,8 +69,14 @@ def test_write_reports_lists_missing_datasets_and_draws_figures(results, tmp_pat
     assert "paper's MNIST, fully connected" in markdown
     assert "| MNIST-5k | fully connected | 4 | 0, 1, 2 | 12 | 18 | cpu | 1 |" in markdown
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert figures == {"accuracy_vs_N.png", "paper_vs_ours.png", "T_vs_T_hat_mnist5k_fc.png"}
-    assert set(written) == {"csv", "markdown", "accuracy_vs_N", "paper_vs_ours", "T_vs_T_hat_mnist5k_fc"}
+    assert figures == {
+        "accuracy_vs_N.png", "paper_vs_ours.png", "T_vs_T_hat_mnist5k_fc.png", "T_hat_by_estimator_mnist5k_fc.png",
+    }  # fmt: skip
+    assert set(written) == {
+        "csv", "markdown", "estimators", "accuracy_vs_N", "paper_vs_ours", "T_vs_T_hat_mnist5k_fc",
+        "T_hat_by_estimator_mnist5k_fc",
+    }  # fmt: skip
+    assert written["estimators"] == out / "estimators.csv"
     assert not [p for p in out.rglob("*.tmp")]  # every file went through the atomic writer
 
 

@@ -190,7 +190,7 @@ def test_each_estimators_method_trains_with_its_own_T_hat(small, cfg):
     np.testing.assert_allclose(records[2]["T_hat"], own.numpy())  # the own estimate is recorded with every method
     T = torch.tensor(records[1]["T"], dtype=torch.float64)
     assert records[1]["estimation_error"]["mae"] == pytest.approx((vertex - T).abs().mean().item())
-    with pytest.raises(ValueError, match="forward_dual_t need an estimated T_hat"):
+    with pytest.raises(ValueError, match=r"forward_dual_t needs the T_hat of dual_t \(--T-hat dual_t=FILE\)"):
         train_methods(cfg(epochs=1), ["forward_dual_t"], data=small, T_hat={None: own}, progress=False)
 
 

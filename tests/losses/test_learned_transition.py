@@ -63,3 +63,12 @@ def test_t_revision_starts_at_T_hat_and_learns_it():
     value.backward()
     assert loss.T_logits.grad is not None and loss.T_logits.grad.abs().sum() > 0
     assert "T_logits" in dict(loss.named_parameters()) and loss.learnable
+
+
+def test_bad_arguments_are_clear_errors_and_unrevisable_zeros_are_warned():
+    with pytest.raises(TypeError, match="num_classes must be an integer"):
+        VolMinNetLoss(2.5)
+    with pytest.raises(ValueError, match="finite"):
+        VolMinNetLoss(3, volume_weight=float("nan"))
+    with pytest.warns(UserWarning, match="6 entries exactly 0"):
+        TRevisionLoss(torch.eye(3, dtype=torch.float64))
