@@ -38,23 +38,24 @@ __all__ = [
 ]
 
 #: Real human label noise: the CIFAR-N label sets (Wei et al., ICLR 2022; the files are in
-#: :data:`LABEL_FILES`) as noise settings -> (the data set they relabel, their column label). Not injected:
-#: ``pyrobust corrupt`` takes the human labels as they are, with the empirical T of the (clean, human)
-#: pairs as their true T (:mod:`pyrobust.data.cifar_n`), so their N is not a parameter: it is 0, a
-#: placeholder in paths and records (the realised noise rate is in each record's ``realised_noise_rate``).
-HUMAN_NOISE: dict[str, tuple[str, str]] = {
-    "human-aggregate": ("cifar10", "HUMAN AGGREGATE"),
-    "human-random1": ("cifar10", "HUMAN RANDOM 1"),
-    "human-random2": ("cifar10", "HUMAN RANDOM 2"),
-    "human-random3": ("cifar10", "HUMAN RANDOM 3"),
-    "human-worst": ("cifar10", "HUMAN WORST"),
-    "human-noisy": ("cifar100", "HUMAN NOISY"),
+#: :data:`LABEL_FILES`) as noise settings -> (the data set they relabel, their column label, the key of the
+#: label set in the published file). Not injected: ``pyrobust corrupt`` takes the human labels as they are,
+#: with the empirical T of the (clean, human) pairs as their true T (:mod:`pyrobust.data.cifar_n`), so their
+#: N is not a parameter: it is 0, a placeholder in paths and records (the realised noise rate is in each
+#: record's ``realised_noise_rate``).
+HUMAN_NOISE: dict[str, tuple[str, str, str]] = {
+    "human-aggregate": ("cifar10", "HUMAN AGGREGATE", "aggre_label"),
+    "human-random1": ("cifar10", "HUMAN RANDOM 1", "random_label1"),
+    "human-random2": ("cifar10", "HUMAN RANDOM 2", "random_label2"),
+    "human-random3": ("cifar10", "HUMAN RANDOM 3", "random_label3"),
+    "human-worst": ("cifar10", "HUMAN WORST", "worse_label"),
+    "human-noisy": ("cifar100", "HUMAN NOISY", "noisy_label"),
 }
 
 #: Noise kinds -> their column label: Table 2's three (the paper's), then the human ones of :data:`HUMAN_NOISE`.
 NOISE_KINDS: dict[str, str] = {
     "none": "NO NOISE", "symmetric": "SYMM.", "asymmetric": "ASYMM.",
-    **{kind: label for kind, (_, label) in HUMAN_NOISE.items()},
+    **{kind: label for kind, (_, label, _) in HUMAN_NOISE.items()},
 }
 
 #: The paper's networks -> their label (``pyrobust.models.build_model`` builds each).

@@ -37,20 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyrobust.catalog import HUMAN_NOISE
 from pyrobust.data._common import DataFormatError, Dataset, DatasetNotAvailable, data_root
 from pyrobust.data.download import dataset_dir, fetch, placement_hint, remotes
 
 #: Number of CIFAR training images, hence of labels in each array (the check's default).
 NUM_TRAIN = 50_000
 
-#: The human-noise settings: name -> (CIFAR data set, key of its CIFAR-N file).
+#: The human-noise settings: name -> (CIFAR data set, key of its CIFAR-N file), from the catalogue's
+#: :data:`pyrobust.catalog.HUMAN_NOISE`.
 HUMAN_NOISE_SETTINGS: dict[str, tuple[str, str]] = {
-    "human-aggregate": ("cifar10", "aggre_label"),
-    "human-random1": ("cifar10", "random_label1"),
-    "human-random2": ("cifar10", "random_label2"),
-    "human-random3": ("cifar10", "random_label3"),
-    "human-worst": ("cifar10", "worse_label"),
-    "human-noisy": ("cifar100", "noisy_label"),
+    setting: (dataset, key) for setting, (dataset, _, key) in HUMAN_NOISE.items()
 }
 
 #: CIFAR data set -> (label files' name in ``pyrobust.catalog.LABEL_FILES``, number of classes).

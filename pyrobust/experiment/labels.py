@@ -120,7 +120,7 @@ def _human_labels(
 
     dataset = HUMAN_NOISE[setting][0]
     if data.name != dataset:
-        others = [kind for kind, (d, _) in HUMAN_NOISE.items() if d == data.name]
+        others = [kind for kind, (d, *_) in HUMAN_NOISE.items() if d == data.name]
         raise ValueError(f"noise {setting!r} is a human label set of {dataset}, not of {data.name} "
                          f"(whose human label sets are: {', '.join(others) or 'none'})")
     if float(N) != 0.0:

@@ -19,6 +19,7 @@ from pyrobust.cli import main
 from pyrobust.cli.parser import build_parser
 from pyrobust.data import cifar_n
 from pyrobust.experiment.labels import NoisyLabels, corrupt_labels
+from pyrobust.registry import get_dataset
 
 
 def run(*argv):
@@ -89,8 +90,11 @@ def cifar10_root(tmp_path):
 
 
 def test_the_human_settings_are_the_catalogues_noise_kinds():
-    assert {k: d for k, (d, _) in catalog.HUMAN_NOISE.items()} == {
-        k: d for k, (d, _) in cifar_n.HUMAN_NOISE_SETTINGS.items()}
+    # each setting names a label set of its data set's published file, with that data set's classes
+    for setting, (dataset, _, key) in catalog.HUMAN_NOISE.items():
+        assert key in cifar_n._REQUIRED[dataset] and key != "clean_label", setting
+        assert cifar_n._KEYS[dataset][key] == get_dataset(dataset).num_classes
+        assert cifar_n.HUMAN_NOISE_SETTINGS[setting] == (dataset, key)
     assert set(catalog.HUMAN_NOISE) <= set(catalog.NOISE_KINDS)
     assert {files for files, _ in cifar_n.CIFAR_N.values()} == set(catalog.LABEL_FILES)
     import pyrobust.data

@@ -23,7 +23,7 @@ HUMAN_LABELS_READY = {
         if config["fetch"]
         else []
     )
-    for noise, (dataset, _) in HUMAN_NOISE.items()
+    for noise, (dataset, *_) in HUMAN_NOISE.items()
 }
 
 

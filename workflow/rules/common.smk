@@ -173,7 +173,7 @@ def check_human_noise(config):
                 continue
             where = f"Invalid configuration: {key}.settings[{i}]: noise {noise!r}"
             if human[noise][0] != dataset:
-                own = [kind for kind, (owner, _) in human.items() if owner == dataset]
+                own = [kind for kind, (owner, *_) in human.items() if owner == dataset]
                 raise WorkflowError(
                     f"{where} is a human label set (CIFAR-N) of {human[noise][0]}, not of {dataset}; "
                     f"{dataset}'s human noise settings: {', '.join(own) or 'none'}"
