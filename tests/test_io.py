@@ -8,6 +8,7 @@ import stat
 
 import numpy as np
 import pytest
+from full_disk import HalfWritten
 
 from pyrobust import _io
 from pyrobust._io import atomic_write, write_json, write_npy, write_text
@@ -21,28 +22,6 @@ def leftovers(folder):
 def full_disk(monkeypatch):
     """ENOSPC on the first write after half of the payload went to disk (the usual way a disk fills)."""
     real_fdopen = os.fdopen
-
-    class HalfWritten:
-        def __init__(self, file):
-            self.file = file
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-        def fileno(self):
-            return self.file.fileno()
-
-        def flush(self):
-            self.file.flush()
-
-        def write(self, payload):
-            self.file.write(payload[: len(payload) // 2])
-            self.file.flush()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
     monkeypatch.setattr(_io.os, "fdopen", lambda fd, mode: HalfWritten(real_fdopen(fd, mode)))
 
 

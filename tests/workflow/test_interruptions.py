@@ -11,9 +11,11 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,11 +135,12 @@ def test_killed_at_random_points_and_resumed_it_gives_the_table_of_an_uninterrup
 ENOSPC_HOOK = '''
 """Test hook: the atomic writer of pyrobust meets a full disk (ENOSPC after half of the payload) when it
 writes a file whose name ends with $PYROBUST_FULL_DISK."""
-import errno, os, tempfile, types
+import os, tempfile, types
 
 _target = os.environ.get("PYROBUST_FULL_DISK")
 if _target:
     import pyrobust._io as _io
+    from full_disk import HalfWritten
 
     _names = {}
 
@@ -146,25 +149,9 @@ if _target:
         _names[fd] = name
         return fd, name
 
-    class _FullDisk:
-        def __init__(self, file):
-            self.file = file
-        def __enter__(self):
-            return self
-        def __exit__(self, *exc):
-            self.file.close()
-        def fileno(self):
-            return self.file.fileno()
-        def flush(self):
-            self.file.flush()
-        def write(self, payload):
-            self.file.write(payload[: len(payload) // 2])
-            self.file.flush()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
     def _fdopen(fd, mode):
         file = os.fdopen(fd, mode)
-        return _FullDisk(file) if _names.pop(fd, "").split(".tmp")[0].rsplit(".", 1)[0].endswith(_target) else file
+        return HalfWritten(file) if _names.pop(fd, "").split(".tmp")[0].rsplit(".", 1)[0].endswith(_target) else file
 
     _io.tempfile = types.SimpleNamespace(mkstemp=_mkstemp)
     _io.os = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
@@ -177,6 +164,7 @@ def test_a_full_disk_fails_the_job_with_a_clear_error_and_leaves_no_partial_file
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(ENOSPC_HOOK)
+    shutil.copy(Path(__file__).parents[1] / "full_disk.py", hook)  # the hook's HalfWritten
     env = snakemake_env(tmp_path, extra_path=[hook])
     run = workdir / "results/mnist5k/fc/asymmetric-0.6/seed0"
     target = str((run / "savage.json").relative_to(workdir))
