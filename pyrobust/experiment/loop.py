@@ -23,7 +23,7 @@ from pyrobust.experiment.config import TrainConfig
 # Re-exported: callers import these from here (fit's seeds, device, determinism, snapshot, log line).
 from pyrobust.experiment.fit_parts import Snapshot, derived_seed, deterministic, epoch_line, resolve_device
 from pyrobust.experiment.labels import NoisyLabels
-from pyrobust.experiment.optim import learning_rate, make_optimizer
+from pyrobust.experiment.optim import learning_rate, make_optimizer, make_transition_optimizer
 
 __all__ = [
     "Prepared",
@@ -171,10 +171,8 @@ def fit(
     from tqdm.auto import tqdm
 
     optimizer = make_optimizer(config, model)
-    # A loss that learns T (T-Revision, VolMinNet) has parameters of its own: SGD with momentum, and the
-    # best epoch's T is kept with the best epoch's weights.
-    T_params = [p for p in loss_fn.parameters() if p.requires_grad]
-    T_optimizer = torch.optim.SGD(T_params, lr=config.transition_lr, momentum=0.9) if T_params else None
+    # A loss that learns T (T-Revision, VolMinNet) has parameters of its own, kept with the best epoch's weights.
+    T_optimizer = make_transition_optimizer(config, loss_fn)
     order_gen = torch.Generator().manual_seed(derived_seed(config.seed, "batch-order"))
     augment_gen = None
     if config.augment:

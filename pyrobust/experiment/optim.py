@@ -19,7 +19,7 @@ from torch import nn
 
 from pyrobust.experiment.config import TrainConfig
 
-__all__ = ["Optimizer", "learning_rate", "make_optimizer"]
+__all__ = ["Optimizer", "learning_rate", "make_optimizer", "make_transition_optimizer"]
 
 
 class _Adagrad:
@@ -109,6 +109,14 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> Optimizer:
     return torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
     )
+
+
+def make_transition_optimizer(config: TrainConfig, loss_fn: nn.Module) -> torch.optim.Optimizer | None:
+    """The optimiser of a loss that learns T (T-Revision, VolMinNet): SGD with momentum 0.9 at
+    ``config.transition_lr`` over the loss's trainable parameters (VolMinNet's optimiser of T); None for a
+    loss without any."""
+    params = [p for p in loss_fn.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=config.transition_lr, momentum=0.9) if params else None
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:

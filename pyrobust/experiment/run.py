@@ -137,16 +137,15 @@ def make_record(
     }
 
 
-def _T_hat_of(method: Method, T_hat: Any) -> Any:
-    """The estimate ``method`` trains with: ``T_hat`` itself, or its entry for ``method.estimator`` (None:
-    the data set's own estimator) when ``T_hat`` maps estimator names to estimates."""
-    if not isinstance(T_hat, Mapping):
-        return T_hat if method.estimator is None else None
-    return T_hat.get(method.estimator)
+def _by_estimator(T_hat: Any) -> dict[str | None, Any]:
+    """``T_hat`` as estimator name -> estimate (None: the data set's own estimator), the given ones only."""
+    pairs = T_hat.items() if isinstance(T_hat, Mapping) else [(None, T_hat)]
+    return {name: value for name, value in pairs if value is not None}
 
 
 def _resolve_methods(
-    config: TrainConfig, methods: Sequence[str], noisy: NoisyLabels | None, T_hat: Any, save_probs: Any
+    config: TrainConfig, methods: Sequence[str], noisy: NoisyLabels | None, T_hats: Mapping[str | None, Any],
+    save_probs: Any,
 ) -> list[Method]:
     """The requested methods, checked against the other arguments before any data is loaded."""
     if not methods:
@@ -157,7 +156,7 @@ def _resolve_methods(
             "--save-probs saves the cross_entropy network's probabilities: add --method cross_entropy"
         )
     for method in resolved:
-        if method.transition == "estimated" and _T_hat_of(method, T_hat) is None:
+        if method.transition == "estimated" and method.estimator not in T_hats:
             which = (
                 "the data set's own estimator's T_hat (--T-hat FILE)"
                 if method.estimator is None
@@ -213,7 +212,8 @@ def train_methods(
             without ``cross_entropy``, noisy labels or data set of another run, ``T``/``T_hat`` not a
             row-stochastic (C, C) matrix, or a split that leaves no example on one side.
     """
-    resolved = _resolve_methods(config, methods, noisy, T_hat, save_probs)  # fails before loading data
+    T_hats = _by_estimator(T_hat)
+    resolved = _resolve_methods(config, methods, noisy, T_hats, save_probs)  # fails before loading data
     if data is None:
         from pyrobust.data import load
 
@@ -232,8 +232,7 @@ def train_methods(
     T_hats = {
         name: check_transition_matrix(torch.as_tensor(np.asarray(value), dtype=torch.float64), C,
                                       name="T_hat" if name is None else f"T_hat of {name}")
-        for name, value in (T_hat.items() if isinstance(T_hat, Mapping) else [(None, T_hat)])
-        if value is not None
+        for name, value in T_hats.items()
     }
 
     if config.threads is not None:
