@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyrobust.experiment.records import dataset_label, method_info, network_label, noise_label
-from pyrobust.experiment.table import ALPHA, TOLERANCE, _top_group
+from pyrobust.experiment.table import ALPHA, TOLERANCE, top_group
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +99,7 @@ def estimator_table(runs: pd.DataFrame) -> pd.DataFrame:
     for _, column in table.groupby(["dataset", "model", "noise", "N"], sort=False):
         samples = {i: s for i, s in column["_samples"].items() if len(s)}
         if samples:
-            for i in _top_group(samples, ALPHA, TOLERANCE):
+            for i in top_group(samples, ALPHA, TOLERANCE):
                 table.loc[i, "mark"] = "bold"
     return table.drop(columns="_samples")[ESTIMATOR_COLUMNS]
 

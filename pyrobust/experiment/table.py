@@ -51,6 +51,7 @@ __all__ = [
     "best_cells",
     "load_paper",
     "summarize",
+    "top_group",
 ]
 
 #: Significance level of Welch's t-test (the caption's 5%).
@@ -84,8 +85,9 @@ def _rounded(value: float) -> float:
     return round(value, DECIMALS)
 
 
-def _top_group(samples: Mapping[str, Sequence[float]], alpha: float, tolerance: float) -> set[str]:
-    """The highest mean and every row not statistically far from it (Welch), or within `tolerance`."""
+def top_group(samples: Mapping[str, Sequence[float]], alpha: float, tolerance: float) -> set[str]:
+    """The highest mean and every row not statistically far from it (Welch), or within `tolerance`: the bold
+    rule of Table 2's caption, shared by the estimator comparison."""
     from scipy.stats import ttest_ind
 
     means = {method: float(sum(values) / len(values)) for method, values in samples.items()}
@@ -153,9 +155,9 @@ def best_cells(
     if starred:
         for method in starred:
             marks[method] |= {"star", "bold"}
-        bold = _top_group(others, alpha, tolerance)
+        bold = top_group(others, alpha, tolerance)
     else:  # no true-T row stands above the rest (a tie at the printed precision included)
-        bold = _top_group(samples, alpha, tolerance)
+        bold = top_group(samples, alpha, tolerance)
     for method in bold:
         marks[method].add("bold")
     if noise == "none":
