@@ -1,8 +1,8 @@
 """Benchmark of the fused corrected cross-entropies against F.cross_entropy and the naive formulas.
 
-Measures forward + backward per call (median over repeated runs, the methods taking turns in one process)
-and the peak memory allocated during one call, in units of one B x C buffer; "extra" excludes the final
-gradient of the logits, which every method allocates:
+Measures forward + backward per call (median over repeated runs, the methods taking turns in one process;
+ratios are medians of the repeat-by-repeat ratios) and the peak memory allocated during one call, in units
+of one B x C buffer; "extra" excludes the final gradient of the logits, which every method allocates:
 
     fused_forward / fused_backward  ForwardCorrectedLoss / BackwardCorrectedLoss (T derived once)
     fused_forward_learnable         ForwardCorrectedLoss(T, learnable=True): gradients for the logits and T
@@ -117,18 +117,20 @@ def _timed(step: Callable[[], None], device: torch.device, inner: int) -> float:
 
 
 def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int, min_time: float):
-    """Median seconds per call of each step. The methods take turns within every repeat, so that load
-    from other processes falls on all of them alike."""
+    """Seconds per call of each step, one per repeat. The methods take turns within every repeat, so that
+    load from other processes falls on all of them alike (and ratios are taken repeat by repeat: paired);
+    each repeat starts one method later, so that none always runs first, on caches its predecessor left."""
     inner = {}
     for name, step in steps.items():
         step()  # warm up (and compile)
         _sync(device)
         inner[name] = max(1, int(min_time / max(_timed(step, device, 1), 1e-7)))
     runs: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            runs[name].append(_timed(step, device, inner[name]))
-    return {name: statistics.median(r) for name, r in runs.items()}
+    names = list(steps)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            runs[name].append(_timed(steps[name], device, inner[name]))
+    return runs
 
 
 def cuda_graphed(step: Callable[[], None]) -> Callable[[], None]:
@@ -244,8 +246,9 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
 
     steps = {name: make_step(fn, *((kdim_logits, kdim_target) if name.endswith("_kdim") else ()))
              for name, fn in losses.items()}
-    seconds = time_side_by_side(steps, device, args.repeats, args.min_time)
-    graph_seconds = {}
+    runs = time_side_by_side(steps, device, args.repeats, args.min_time)
+    seconds = {name: statistics.median(r) for name, r in runs.items()}
+    graph_runs = {}
     if device.type == "cuda":
         replays = {}
         for name, step in steps.items():
@@ -254,8 +257,9 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
             except Exception as err:  # noqa: BLE001 - a method that cannot be captured is reported, not fatal
                 print(f"{B:>5} x {C:<5} {name}: not captured in a CUDA graph ({type(err).__name__}: {err})",
                       file=sys.stderr)
-        graph_seconds = time_side_by_side(replays, device, args.repeats, args.min_time)
+        graph_runs = time_side_by_side(replays, device, args.repeats, args.min_time)
         del replays  # their memory pools
+    graph_seconds = {name: statistics.median(r) for name, r in graph_runs.items()}
     buffer = B * C * logits.element_size()
     rows = []
     for name, step in steps.items():
@@ -272,6 +276,8 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
                 # the final gradient (one B x C buffer) is part of every method's peak: "extra" excludes it
                 peak_BxC=round(peak / buffer, 3), peak_extra_BxC=round(peak / buffer - 1, 3),
                 backend=pyrobust.backend(device),
+                # per-repeat seconds, for paired ratios (not written to the CSV)
+                _median_ms=runs[name], _graph_ms=graph_runs.get(name, []),
             )
         )
         graphed = f"  (graph {rows[-1]['graph_ms']:.3f} ms)" if "graph_ms" in rows[-1] else ""
@@ -280,33 +286,46 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
     return rows
 
 
+def paired_ratio(a: dict | None, b: dict | None, column: str) -> float:
+    """Time of row ``a`` over row ``b`` in ``column``: the median of their repeat-by-repeat ratios where both
+    carry their repeats (``_<column>``: measured side by side, so a slower moment of the machine cancels
+    out), else the ratio of the medians; NaN where either is missing."""
+    if a is None or b is None:
+        return float("nan")
+    ra, rb = a.get("_" + column) or [], b.get("_" + column) or []
+    if ra and len(ra) == len(rb):
+        return statistics.median(x / y for x, y in zip(ra, rb))
+    return a[column] / b[column]
+
+
 def ratios(rows: list[dict], column: str = "median_ms") -> list[str]:
-    """Time ratios per size, from ``column`` (``median_ms``, or ``graph_ms`` on CUDA)."""
-    out = [f"ratios of {column}:"]
-    by = {(r["dtype"], r["B"], r["C"], r["method"]): r[column] for r in rows}
+    """Time ratios per size, from ``column`` (``median_ms``, or ``graph_ms`` on CUDA), paired by repeat
+    (:func:`paired_ratio`)."""
+    out = [f"ratios of {column} (medians of per-repeat ratios):"]
+    by = {(r["dtype"], r["B"], r["C"], r["method"]): r for r in rows}
     for dtype, B, C in sorted({(r["dtype"], r["B"], r["C"]) for r in rows}, key=lambda k: (k[0], k[2])):
-        t = lambda m: by.get((dtype, B, C, m), float("nan"))  # noqa: E731
+        ratio = lambda m, n: paired_ratio(by.get((dtype, B, C, m)), by.get((dtype, B, C, n)), column)  # noqa: E731
         out.append(
-            f"{dtype:<8} {B:>5} x {C:<5}  fwd/CE {t('fused_forward') / t('cross_entropy'):5.2f}"
-            f"  bwd/CE {t('fused_backward') / t('cross_entropy'):5.2f}"
-            f"  naive/fused fwd {t('naive_forward') / t('fused_forward'):7.1f}"
-            f"  bwd {t('naive_backward') / t('fused_backward'):7.1f}"
-            f"  compiled naive/fused fwd {t('compiled_naive_forward') / t('fused_forward'):7.1f}"
-            f"  compiled log-space/fused fwd {t('compiled_logspace_forward') / t('fused_forward'):5.2f}"
-            f"  bwd {t('compiled_logspace_backward') / t('fused_backward'):5.2f}"
+            f"{dtype:<8} {B:>5} x {C:<5}  fwd/CE {ratio('fused_forward', 'cross_entropy'):5.2f}"
+            f"  bwd/CE {ratio('fused_backward', 'cross_entropy'):5.2f}"
+            f"  naive/fused fwd {ratio('naive_forward', 'fused_forward'):7.1f}"
+            f"  bwd {ratio('naive_backward', 'fused_backward'):7.1f}"
+            f"  compiled naive/fused fwd {ratio('compiled_naive_forward', 'fused_forward'):7.1f}"
+            f"  compiled log-space/fused fwd {ratio('compiled_logspace_forward', 'fused_forward'):5.2f}"
+            f"  bwd {ratio('compiled_logspace_backward', 'fused_backward'):5.2f}"
         )
     out.append(f"drop-in features ({column}): fused / F.cross_entropy with the same option, fwd/bwd, learnable T:")
     for dtype, B, C in sorted({(r["dtype"], r["B"], r["C"]) for r in rows}, key=lambda k: (k[0], k[2])):
-        t = lambda m: by.get((dtype, B, C, m), float("nan"))  # noqa: E731
+        ratio = lambda m, n: paired_ratio(by.get((dtype, B, C, m)), by.get((dtype, B, C, n)), column)  # noqa: E731
         out.append(
-            f"{dtype:<8} {B:>5} x {C:<5}  fwd/bwd {t('fused_forward') / t('fused_backward'):5.2f}"
-            f"  learnable/fwd {t('fused_forward_learnable') / t('fused_forward'):5.2f}"
-            f"  learnable/CE {t('fused_forward_learnable') / t('cross_entropy'):5.2f}"
-            f"  weighted fwd/CE {t('fused_forward_weighted') / t('cross_entropy_weighted'):5.2f}"
-            f"  bwd/CE {t('fused_backward_weighted') / t('cross_entropy_weighted'):5.2f}"
-            f"  smoothed bwd/CE {t('fused_backward_smoothed') / t('cross_entropy_smoothed'):5.2f}"
-            f"  K-dim fwd/CE {t('fused_forward_kdim') / t('cross_entropy_kdim'):5.2f}"
-            f"  bwd/CE {t('fused_backward_kdim') / t('cross_entropy_kdim'):5.2f}"
+            f"{dtype:<8} {B:>5} x {C:<5}  fwd/bwd {ratio('fused_forward', 'fused_backward'):5.2f}"
+            f"  learnable/fwd {ratio('fused_forward_learnable', 'fused_forward'):5.2f}"
+            f"  learnable/CE {ratio('fused_forward_learnable', 'cross_entropy'):5.2f}"
+            f"  weighted fwd/CE {ratio('fused_forward_weighted', 'cross_entropy_weighted'):5.2f}"
+            f"  bwd/CE {ratio('fused_backward_weighted', 'cross_entropy_weighted'):5.2f}"
+            f"  smoothed bwd/CE {ratio('fused_backward_smoothed', 'cross_entropy_smoothed'):5.2f}"
+            f"  K-dim fwd/CE {ratio('fused_forward_kdim', 'cross_entropy_kdim'):5.2f}"
+            f"  bwd/CE {ratio('fused_backward_kdim', 'cross_entropy_kdim'):5.2f}"
         )
     return out
 
@@ -317,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "float64", "float16", "bfloat16"])
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--sizes", nargs="+", default=[f"{B}x{C}" for B, C in SIZES], help="BxC, e.g. 4096x10")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per timed run")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     parser.add_argument("--out", default=None, help="CSV to write (e.g. reports/bench/cpu.csv)")
@@ -337,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
             print("\n".join(ratios(rows, column)))
     if args.out:
         buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        fields = [k for k in rows[0] if not k.startswith("_")]
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         write_text(args.out, buffer.getvalue())  # atomic: a killed benchmark never leaves half a CSV

@@ -293,9 +293,12 @@ void prefetch_row(const scalar_t* h, scalar_t* g, int64_t C) {
 }
 
 // Column y of T for the one-exp path (null: log space only) and of log T, each with its buffer's end.
+// With log_shift (a learnable T: log = theta_t[y], log_shift = the lse of theta_t's columns), log T[:, y] is
+// log - log_shift, formed only for the rows that take the log-space path.
 template <typename scalar_t>
 struct Column {
   const scalar_t *T, *T_end, *log, *log_end;
+  const scalar_t* log_shift = nullptr;
 };
 
 // Column y of the call's tables: T_t (if at hand) and log_T_t.
@@ -305,18 +308,32 @@ Column<scalar_t> table_column(const Args<scalar_t>& a, int64_t y) {
   return {fast ? a.T_t + y * a.C : nullptr, fast ? a.T_t + a.C * a.C : nullptr, a.table + y * a.C, a.table_end()};
 }
 
-// What one thread's rows reuse: the vector view of a row and two scratch rows of exps, padded for
-// whole-vector access.
+// What one thread's rows reuse: the vector view of a row, two scratch rows of exps and one of log T[:, y]
+// (a Column with log_shift), padded for whole-vector access.
 template <typename scalar_t>
 struct RowScratch {
   static constexpr int64_t W = Vectorized<scalar_t>::size();
-  explicit RowScratch(int64_t C) : row(C), exps(2 * (C + W)), fast_min(fast_path_min<scalar_t>()) {}
+  explicit RowScratch(int64_t C) : row(C), exps(3 * (C + W)), fast_min(fast_path_min<scalar_t>()) {}
   scalar_t* e_h() { return exps.data(); }
   scalar_t* e_q() { return exps.data() + row.C + W; }
+
+  // log T[:, y] of a Column with log_shift, formed once for the class's rows.
+  const scalar_t* log_column(const Column<scalar_t>& col) {
+    scalar_t* out = exps.data() + 2 * (row.C + W);
+    if (shifted_ != col.log) {
+      using Vec = Vectorized<scalar_t>;
+      at::vec::map2([](Vec l, Vec m) { return l - m; }, out, col.log, col.log_shift, row.C);
+      shifted_ = col.log;
+    }
+    return out;
+  }
 
   const Row<scalar_t> row;
   std::vector<scalar_t> exps;
   const scalar_t fast_min;
+
+ private:
+  const scalar_t* shifted_ = nullptr;  // the column log_column holds
 };
 
 // One row of the forward correction: the one-exp path where T's column is at hand and the row allows it,
@@ -330,6 +347,12 @@ void forward_row(const scalar_t* h, scalar_t* g, scalar_t* loss, const scalar_t*
     return;
   }
   if (next_h != nullptr) prefetch_row(next_h, next_g, k.row.C);
+  if (col.log_shift != nullptr) {
+    const scalar_t* log = k.log_column(col);
+    forward_row_log<scalar_t, kAcc>(h, log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, log + k.row.C + k.W, s, w,
+                                    acc);
+    return;
+  }
   forward_row_log<scalar_t, kAcc>(h, col.log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, col.log_end, s, w, acc);
 }
 
@@ -987,14 +1010,16 @@ std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cpu(const at::Tensor& l
 // One op computes the loss, d loss / d logits and d loss / d theta_t:
 //   1. lse: column maxima and sums of exp, kRowChunk rows at a time (the chunk's maxima, then the running
 //      sums rescaled to them, then the chunk's exps from cache): one sweep over theta_t;
-//   2. the rows, grouped by target class, in fixed chunks of classes: for class y, its column of T (one exp
-//      per entry) and of log T, then its rows (forward_row_fast / forward_row_log), whose gradient with
-//      respect to log T[:, y], G[y] = -sum_i s_i r_i, accumulates in row y of the output; each chunk also
-//      adds its rows of G into its partial column sums;
+//   2. the rows, grouped by target class, in fixed chunks of classes: for class y, its column of T, then its
+//      rows (forward_row_fast; log T[:, y] = theta_t[y] - lse is formed only for rows that take
+//      forward_row_log), whose gradient with respect to log T[:, y], G[y] = -sum_i s_i r_i, accumulates in
+//      row y of the output; each chunk also adds its rows of G into its partial column sums;
 //   3. the column sums cs = sum_y G[y] (the chunks' partials, in chunk order) and, class by class,
-//      d loss / d theta_t[y] = G[y] - T[:, y] * cs (log-softmax's backward; T's column recomputed).
-// No C x C table of T or log T is ever written. Chunks depend on C alone: the same bits for any number of
-// threads.
+//      d loss / d theta_t[y] = G[y] - T[:, y] * cs (log-softmax's backward).
+// No C x C table of T or log T is written: steps 2 and 3 take T's exps again, which measured faster than
+// keeping step 1's exps in a table and reading them back (4096 x 1000, 2 threads). Where C > B most classes
+// have no row: step 2 skips them and step 3 writes their -T[:, y] * cs without reading G. Chunks depend on C
+// alone: the same bits for any number of threads.
 //
 // Columns are split into one stripe per thread for step 1, each swept row after row (streams that the
 // hardware prefetcher follows). Stripe bounds are multiples of kColumnAlign, so that which columns take the
@@ -1016,7 +1041,8 @@ void for_column_stripes(int64_t N, int64_t K, const F& f) {
   });
 }
 
-// lse[j] = log sum_k exp(x[k, j]) for the columns [j0, j1) of x (K x N).
+// lse[j] = log sum_k exp(x[k, j]) for the columns [j0, j1) of x (K x N). A column all -inf keeps the maximum
+// 0 (exp(-inf - 0) = 0, where -inf - -inf is NaN): its lse is -inf and its T NaN, as log_softmax gives.
 template <typename scalar_t>
 void column_lse_stripe(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N, int64_t j0, int64_t j1) {
   using Vec = Vectorized<scalar_t>;
@@ -1039,7 +1065,7 @@ void column_lse_stripe(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N, i
       for (; j < n; ++j) cm[j] = (xk[j] > cm[j] || xk[j] != xk[j]) ? xk[j] : cm[j];
     }
     // Rescale the sums to the new maxima (an empty sum stays 0: its maximum may be a placeholder); a column
-    // still all -inf keeps the maximum 0 for now (exp(-inf - 0) = 0, where -inf - -inf would be NaN).
+    // still all -inf keeps the maximum 0 for now.
     int64_t j = 0;
     for (; j < body; j += W) {
       const Vec c = Vec::loadu(cm + j), mj = Vec::blendv(c, zero, c == minus_inf), sj = Vec::loadu(s + j);
@@ -1061,22 +1087,13 @@ void column_lse_stripe(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N, i
   for (int64_t j = 0; j < n; ++j) lse[j0 + j] = m[j] + std::log(s[j]);
 }
 
-// Row y of log T transposed (theta_t[y] - lse) and of T (its exp) into `log_col` and `col` (C + W each,
-// padded: whole-vector access).
+// Column y of a learnable T for the rows of step 2: T's, exp(theta_t[y] - lse), computed into `col` (C + W:
+// whole-vector access); log T's left as theta_t[y] shifted by lse, formed only by rows that need it.
 template <typename scalar_t>
-void class_column(const scalar_t* theta_row, const scalar_t* lse, scalar_t* log_col, scalar_t* col, int64_t C) {
+Column<scalar_t> learned_column(const scalar_t* theta, const scalar_t* lse, int64_t C, int64_t y, scalar_t* col) {
   using Vec = Vectorized<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  int64_t j = 0;
-  for (; j + W <= C; j += W) {
-    const Vec l = Vec::loadu(theta_row + j) - Vec::loadu(lse + j);
-    l.store(log_col + j);
-    vexp(l).store(col + j);
-  }
-  for (; j < C; ++j) {
-    log_col[j] = theta_row[j] - lse[j];
-    col[j] = std::exp(log_col[j]);
-  }
+  at::vec::map2([](Vec t, Vec l) { return vexp(t - l); }, col, theta + y * C, lse, C);
+  return {col, col + C + Vec::size(), theta + y * C, theta + C * C, lse};
 }
 
 // Classes per chunk of step 2: a function of C only (the chunks' partial column sums are added in chunk
@@ -1115,22 +1132,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
     std::vector<scalar_t> partial(chunks * C);
     at::parallel_for(0, chunks, 1, [&](int64_t b0, int64_t b1) {
       RowScratch<scalar_t> k(C);
-      std::vector<scalar_t> columns(2 * (C + W));  // padded: whole-vector access
-      scalar_t *log_col = columns.data(), *col = log_col + C + W;
-      const Column<scalar_t> column{col, col + C + W, log_col, log_col + C + W};
+      std::vector<scalar_t> col(C + W);
       for (int64_t b = b0; b < b1; ++b) {
         scalar_t* cs = partial.data() + b * C;
         std::fill(cs, cs + C, scalar_t(0));
         for (int64_t y = b * chunk; y < std::min<int64_t>(C, (b + 1) * chunk); ++y) {
+          if (start[y] == start[y + 1]) continue;  // no row of this class: G[y] = 0, written by step 3
           scalar_t* acc = gt + y * C;
           std::fill(acc, acc + C, scalar_t(0));
-          if (start[y] == start[y + 1]) continue;  // no row of this class: G[y] = 0
-          class_column(theta + y * C, lse.data(), log_col, col, C);
-          forward_class_rows<scalar_t, kAccLog>(a, classes.order.data(), start[y], start[y + 1], start[C], y, column,
-                                                acc, k);
-          int64_t j = 0;
-          for (; j + W <= C; j += W) (Vec::loadu(cs + j) + Vec::loadu(acc + j)).store(cs + j);
-          for (; j < C; ++j) cs[j] += acc[j];
+          forward_class_rows<scalar_t, kAccLog>(a, classes.order.data(), start[y], start[y + 1], start[C], y,
+                                                learned_column(theta, lse.data(), C, y, col.data()), acc, k);
+          at::vec::map2([](Vec x, Vec g) { return x + g; }, cs, cs, acc, C);
         }
       }
     });
@@ -1140,16 +1152,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
       for (int64_t j = 0; j < C; ++j) cs[j] += partial[b * C + j];
     }
     at::parallel_for(0, C, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C, 1)), [&](int64_t y0, int64_t y1) {
-      std::vector<scalar_t> scratch(2 * (C + W));
-      scalar_t *log_col = scratch.data(), *col = log_col + C + W;
       for (int64_t y = y0; y < y1; ++y) {
-        class_column(theta + y * C, lse.data(), log_col, col, C);
-        scalar_t* acc = gt + y * C;
-        int64_t j = 0;
-        for (; j + W <= C; j += W) {
-          (Vec::loadu(acc + j) - Vec::loadu(col + j) * Vec::loadu(cs.data() + j)).store(acc + j);
+        scalar_t* g = gt + y * C;
+        const scalar_t* t = theta + y * C;
+        if (start[y] == start[y + 1]) {  // G[y] = 0 (most classes when C > B)
+          at::vec::map3([](Vec th, Vec l, Vec c) { return -(vexp(th - l) * c); }, g, t, lse.data(), cs.data(), C);
+        } else {
+          at::vec::map4([](Vec x, Vec th, Vec l, Vec c) { return x - vexp(th - l) * c; }, g, g, t, lse.data(),
+                        cs.data(), C);
         }
-        for (; j < C; ++j) acc[j] -= col[j] * cs[j];
       }
     });
     reduce_rows(a.loss, a.B, reduction, divisor, loss);

@@ -483,8 +483,9 @@ def test_learnable_matches_autograd_through_the_reference(C, extreme):
         torch.testing.assert_close(gth, grad_th, rtol=1e-10, atol=1e-12)
 
 
-def test_learnable_has_the_same_bits_for_any_number_of_threads():
-    logits, target, _, _ = _inputs("cpu", torch.float32, B=3000, C=700, seed=5)
+@pytest.mark.parametrize("B", [3000, 200])  # C <= B, and C > B: most classes without a row
+def test_learnable_has_the_same_bits_for_any_number_of_threads(B):
+    logits, target, _, _ = _inputs("cpu", torch.float32, B=B, C=700, seed=5)
     theta_t = _theta_t(700, torch.float32)
     threads = torch.get_num_threads()
     results = []
