@@ -347,13 +347,10 @@ void forward_row(const scalar_t* h, scalar_t* g, scalar_t* loss, const scalar_t*
     return;
   }
   if (next_h != nullptr) prefetch_row(next_h, next_g, k.row.C);
-  if (col.log_shift != nullptr) {
-    const scalar_t* log = k.log_column(col);
-    forward_row_log<scalar_t, kAcc>(h, log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, log + k.row.C + k.W, s, w,
-                                    acc);
-    return;
-  }
-  forward_row_log<scalar_t, kAcc>(h, col.log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, col.log_end, s, w, acc);
+  const bool shifted = col.log_shift != nullptr;
+  const scalar_t* log = shifted ? k.log_column(col) : col.log;
+  const scalar_t* log_end = shifted ? log + k.row.C + k.W : col.log_end;
+  forward_row_log<scalar_t, kAcc>(h, log, g, loss, k.e_h(), k.e_q(), k.row, logits_end, log_end, s, w, acc);
 }
 
 // Rows [begin, end) of the B x C logits in memory order: an ignored row gets 0 loss and gradient, the others
