@@ -204,3 +204,33 @@ def test_table3_end_to_end_on_a_tiny_tree_on_the_cpu(workdir, tmp_path):
     # done: nothing to rerun
     assert "Nothing to be done" in run_snakemake("-n", "reports/table3.csv", "--configfile", config, cwd=workdir,
                                                  env=env)
+
+
+def test_the_dags_runs_reader_resolves_every_run_as_load_config_does(tmp_path):
+    """workflow/scripts/clothing1m_runs.py reads the runs file again, torch-free, for the DAG: its precedence
+    (override > run > shared > Clothing1MConfig's defaults) and its copy of the defaults must agree with
+    load_config, which the jobs use, or a job would train another method than its rule names."""
+    import dataclasses
+
+    from pyrobust.experiment.clothing1m.config import Clothing1MConfig, load_config
+
+    spec = importlib.util.spec_from_file_location("clothing1m_runs", ROOT / "workflow/scripts/clothing1m_runs.py")
+    runs_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runs_module)
+    defaults = {f.name: f.default for f in dataclasses.fields(Clothing1MConfig)}
+    assert runs_module.DEFAULTS == {key: defaults[key] for key in runs_module.DEFAULTS}
+
+    shared = {"estimator": "dual_t", "train_set": "clean"}  # a shared key that a run overrides, one it keeps
+    runs = {"plain": {}, "own": {"method": "forward", "train_set": "noisy", "estimator": "argmax", "row": 6,
+                                 "save_probs": True},
+            "tuned": {"method": "backward", "init_from": "own"}}
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump({**shared, "runs": runs}, sort_keys=False))
+    for overrides in (None, {"estimator": "vertex"}):
+        read = runs_module.read_runs(path, overrides=overrides)
+        assert list(read) == list(runs)
+        for name, run in read.items():
+            config, options = load_config(path, name, overrides)
+            assert (run["method"], run["train_set"], run["estimator"], run["row"]) == (
+                config.method, config.train_set, config.estimator, config.row)
+            assert (run["save_probs"], run["init_from"]) == (options["save_probs"], options["init_from"])
