@@ -42,6 +42,9 @@ using at::vec::Vectorized;
 constexpr int64_t kGrainElements = 32768;
 int64_t grain_rows(int64_t C) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C, 1)); }
 
+// The sweeps that take exps are [[gnu::flatten]]: GCC otherwise calls exp_u20 out of line in some of them
+// (forward_row_fast<float, kAccLog>, a learnable T's rows, among them; once this file's inlining budget is
+// spent), a call per vector: 7 % of a learnable T's step and 14 % of the table gradient's at 4096 x 1000.
 template <typename scalar_t>
 Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();  // the exp of PyTorch's own softmax kernels; exp(-inf) = 0
@@ -172,7 +175,7 @@ scalar_t fast_path_min() {
 // and `next_g`: a line of each is prefetched per vector of the exp sweep, spread over the row's work (the
 // hardware prefetcher follows streams within a page, not jumps between rows).
 template <typename scalar_t, int kAcc>
-bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
+[[gnu::flatten]] bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                       const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
                       scalar_t fast_min, scalar_t scale, scalar_t w, scalar_t* acc, const scalar_t* next_h = nullptr,
                       scalar_t* next_g = nullptr) {
@@ -228,7 +231,7 @@ bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, sca
 // Exact where T has zeros (log 0 = -inf, exp(-inf) = 0), with no clipping of probabilities. Padding lanes
 // hold -inf, so they add exp(-inf) = 0 to the sums.
 template <typename scalar_t, int kAcc>
-void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_t* loss, scalar_t* e_h,
+[[gnu::flatten]] void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                      scalar_t* e_q, const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
                      scalar_t scale, scalar_t w, scalar_t* acc) {
   using Vec = Vectorized<scalar_t>;
@@ -571,20 +574,32 @@ void backward_lanes(const scalar_t* h, scalar_t* g, int64_t stride, const scalar
   (tsum * sum.log() - dot).store(loss);
 }
 
-// t[j * W + r] = row y of `table` (+ offset with kOffset, * weight with kWeight): lane r of the transposed
-// table values; returns the class weight of y. Ignored rows and lanes past the chunk read row 0 (y = 0): their
-// results are overwritten.
+// t[j * W + r] = row y_r of `table` (+ offset with kOffset, * weight with kWeight) for the W lanes r, with
+// y_r = classes[r], and w[r] = the class weight of y_r. The rows are copied side by side into `rows` (W x C),
+// then transposed into t by at::vec::transpose_mxn (shuffles in registers for float on AVX-512, element by
+// element elsewhere): written into t element by element, they took ~40 % of a K-dimensional forward at
+// C = 1000. Ignored positions and lanes past the chunk read row 0: their results are overwritten.
 template <typename scalar_t, bool kOffset = false, bool kWeight = false>
-scalar_t gather_lane(const Args<scalar_t>& a, const scalar_t* table, int64_t y, int64_t r, scalar_t* t) {
-  constexpr int64_t W = Vectorized<scalar_t>::size();
-  const scalar_t* tr = table + y * a.C;
-  for (int64_t j = 0; j < a.C; ++j) {
-    scalar_t tv = tr[j];
-    if constexpr (kOffset) tv += a.offset[j];
-    if constexpr (kWeight) tv *= a.weight[j];
-    t[j * W + r] = tv;
+void gather_lanes(const Args<scalar_t>& a, const scalar_t* table, const int64_t* classes, scalar_t* rows, scalar_t* t,
+                  scalar_t* w) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t C = a.C;
+  for (int64_t r = 0; r < W; ++r) {
+    const scalar_t* tr = table + classes[r] * C;
+    scalar_t* out = rows + r * C;
+    if constexpr (kOffset && kWeight) {
+      at::vec::map3([](Vec v, Vec o, Vec u) { return (v + o) * u; }, out, tr, a.offset, a.weight, C);
+    } else if constexpr (kOffset) {
+      at::vec::map2([](Vec v, Vec o) { return v + o; }, out, tr, a.offset, C);
+    } else if constexpr (kWeight) {
+      at::vec::map2([](Vec v, Vec u) { return v * u; }, out, tr, a.weight, C);
+    } else {
+      std::copy(tr, tr + C, out);
+    }
+    w[r] = a.class_weight(classes[r]);
   }
-  return a.class_weight(y);
+  at::vec::transpose_mxn<scalar_t>(rows, C, t, W, static_cast<int>(W), static_cast<int>(C));
 }
 
 // The lane's class, or 0 for an ignored row.
@@ -610,8 +625,8 @@ struct Tile {
   alignas(64) scalar_t max_h[W];  // rows without a finite maximum are NaN
   alignas(64) scalar_t w[W];      // forward: the weight of each row's class (1 without weights)
 
-  // Rows with target == ignore_index read table row 0 here and are overwritten in store(). (gather_lane's
-  // loop, fused with the logits' here: a tile of 10 classes is 5 % faster so.)
+  // Rows with target == ignore_index read table row 0 here and are overwritten in store(). (The table's
+  // transpose, fused with the logits' here: a tile of 10 classes is 5 % faster so.)
   template <bool kOffset = false, bool kWeight = false>
   void load(const Args<scalar_t>& a, const scalar_t* table, int64_t i0) {
     const int64_t C = a.C;
@@ -710,12 +725,15 @@ template <typename scalar_t>
 struct KdimScratch {
   using Vec = Vectorized<scalar_t>;
   static constexpr int64_t W = Vec::size();
-  explicit KdimScratch(int64_t C) : t(C * W), h(C * W), g(C * W), row(C + W), grow(C + W), rows(C) {}
+  explicit KdimScratch(int64_t C)
+      : t(C * W), lane_rows(C * W), h(C * W), g(C * W), row(C + W), grow(C + W), rows(C) {}
   std::vector<scalar_t> t;          // t[j * W + r] = table value of class j for lane r's target
+  std::vector<scalar_t> lane_rows;  // the lanes' table rows side by side, before their transpose into t
   std::vector<scalar_t> h, g;       // a partial chunk's logits and gradient, padded to W lanes
   std::vector<scalar_t> row, grow;  // one position's logits / gradient, contiguous (log-space path)
   RowScratch<scalar_t> rows;        // ... and what its row function reuses
   alignas(64) scalar_t w[W], loss[W], sum_q[W], max_h[W];
+  int64_t classes[W];  // the lanes' targets (0 where ignored or past the chunk)
 };
 
 // The W positions [s0, s0 + lanes) of sample n: where their logits and gradients live (the chunk itself, or
@@ -793,9 +811,8 @@ void forward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64_
   KdimScratch<scalar_t> k(C);
   for (int64_t u = unit_begin; u < unit_end; ++u) {
     const KdimChunk<scalar_t> c = kdim_chunk(a, S, u / chunks, (u % chunks) * W, k);
-    for (int64_t r = 0; r < W; ++r) {
-      k.w[r] = gather_lane(a, a.T_t, r < c.lanes ? lane_class(a, c.y[r]) : 0, r, k.t.data());
-    }
+    for (int64_t r = 0; r < W; ++r) k.classes[r] = r < c.lanes ? lane_class(a, c.y[r]) : 0;
+    gather_lanes(a, a.T_t, k.classes, k.lane_rows.data(), k.t.data(), k.w);
     if (a.weight != nullptr) {
       forward_lanes<scalar_t, true>(c.h, c.g, c.stride, k.t.data(), k.w, C, a.scale, k.max_h, k.loss, k.sum_q);
     } else {
@@ -819,9 +836,8 @@ void backward_kdim(const Args<scalar_t>& a, int64_t S, int64_t unit_begin, int64
   KdimScratch<scalar_t> k(a.C);
   for (int64_t u = unit_begin; u < unit_end; ++u) {
     const KdimChunk<scalar_t> c = kdim_chunk(a, S, u / chunks, (u % chunks) * W, k);
-    for (int64_t r = 0; r < W; ++r) {
-      gather_lane<scalar_t, kOffset, kWeight>(a, a.table, r < c.lanes ? lane_class(a, c.y[r]) : 0, r, k.t.data());
-    }
+    for (int64_t r = 0; r < W; ++r) k.classes[r] = r < c.lanes ? lane_class(a, c.y[r]) : 0;
+    gather_lanes<scalar_t, kOffset, kWeight>(a, a.table, k.classes, k.lane_rows.data(), k.t.data(), k.w);
     backward_lanes(c.h, c.g, c.stride, k.t.data(), a.C, a.scale, k.max_h, k.loss);
     kdim_finish(a, c, S, k, static_cast<const scalar_t*>(nullptr), [](int64_t, int64_t) {});
   }
@@ -1005,8 +1021,7 @@ std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cpu(const at::Tensor& l
 // The kernels read columns of T, so the loss module keeps theta column-major and hands theta_t = theta^T
 // (contiguous) here: log T[j, y] = theta_t[y, j] - lse_j with lse_j the log-sum-exp of column j of theta_t.
 // One op computes the loss, d loss / d logits and d loss / d theta_t:
-//   1. lse: column maxima and sums of exp, kRowChunk rows at a time (the chunk's maxima, then the running
-//      sums rescaled to them, then the chunk's exps from cache): one sweep over theta_t;
+//   1. lse: column maxima and sums of exp of blocks of rows, combined in block order: one sweep over theta_t;
 //   2. the rows, grouped by target class, in fixed chunks of classes: for class y, its column of T, then its
 //      rows (forward_row_fast; log T[:, y] = theta_t[y] - lse is formed only for rows that take
 //      forward_row_log), whose gradient with respect to log T[:, y], G[y] = -sum_i s_i r_i, accumulates in
@@ -1018,84 +1033,113 @@ std::tuple<at::Tensor, at::Tensor> backward_corrected_ce_cpu(const at::Tensor& l
 // have no row: step 2 skips them and step 3 writes their -T[:, y] * cs without reading G. Chunks depend on C
 // alone: the same bits for any number of threads.
 //
-// Columns are split into one stripe per thread for step 1, each swept row after row (streams that the
-// hardware prefetcher follows). Stripe bounds are multiples of kColumnAlign, so that which columns take the
-// vector body and which the scalar tail (at the end of the row) does not depend on the number of threads.
-constexpr int64_t kColumnAlign = 64;
-constexpr int64_t kRowChunk = 16;
+// Step 1 splits the rows of theta_t into kLseBlocks blocks (fewer for a small T), each a contiguous stretch of
+// memory that one thread streams whole, and combines the blocks' column maxima and sums in block order:
+// blocks depend on C alone, so the lse has the same bits for any number of threads. (Stripes of columns, one
+// per thread, read half rows at a stride and measured slower.)
+constexpr int64_t kLseBlocks = 32;
 
-template <typename F>
-void for_column_stripes(int64_t N, int64_t K, const F& f) {
-  const int64_t units = (N + kColumnAlign - 1) / kColumnAlign;
-  const int64_t stripes = std::max<int64_t>(1, std::min<int64_t>(units, at::get_num_threads()));
-  const int64_t per = (units + stripes - 1) / stripes;
-  const int64_t grain = K * N < kGrainElements ? stripes : 1;  // small tables: one task
-  at::parallel_for(0, stripes, grain, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      const int64_t j0 = s * per * kColumnAlign, j1 = std::min<int64_t>(N, (s + 1) * per * kColumnAlign);
-      if (j0 < j1) f(j0, j1);
-    }
-  });
-}
-
-// lse[j] = log sum_k exp(x[k, j]) for the columns [j0, j1) of x (K x N). A column all -inf keeps the maximum
-// 0 (exp(-inf - 0) = 0, where -inf - -inf is NaN): its lse is -inf and its T NaN, as log_softmax gives.
+// Column maxima m[j] and sums s[j] = sum_k exp(x[k, j] - m[j]) over the rows [k0, k1) of x (K x N), in chunks
+// of rows that stay in cache (about kGrainElements entries): the chunk's maxima, then the running sums rescaled
+// to them, then the chunk's exps. m and s hold N + W (whole-vector access). A column all -inf keeps the
+// maximum 0 and the sum 0 (exp(-inf - 0) = 0, where -inf - -inf is NaN); a NaN makes its column's maximum NaN.
 template <typename scalar_t>
-void column_lse_stripe(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N, int64_t j0, int64_t j1) {
+[[gnu::flatten]] void column_max_sum(const scalar_t* x, int64_t K, int64_t N, int64_t k0, int64_t k1, scalar_t* m, scalar_t* s) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const int64_t n = j1 - j0, body = (j1 == N ? n - n % W : n);  // only the row's end has a scalar tail
-  std::vector<scalar_t> buffers(3 * n);
-  scalar_t* m = buffers.data();  // running maxima
-  scalar_t* s = m + n;           // running sums of exp(x - m)
-  scalar_t* cm = s + n;          // the chunk's maxima
-  std::fill(m, m + n, -kInf<scalar_t>);
-  std::fill(s, s + n, scalar_t(0));
+  const Row<scalar_t> row(N);
+  const scalar_t* x_end = x + K * N;
+  constexpr int64_t kLine = 64 / sizeof(scalar_t);
+  const int64_t chunk = std::max<int64_t>(16, kGrainElements / N);
+  std::vector<scalar_t> cm(N + W);  // the chunk's maxima
+  std::fill(m, m + N + W, -kInf<scalar_t>);
+  std::fill(s, s + N + W, scalar_t(0));
   const Vec zero(0), minus_inf(-kInf<scalar_t>);
-  for (int64_t k0 = 0; k0 < K; k0 += kRowChunk) {
-    const int64_t k1 = std::min<int64_t>(K, k0 + kRowChunk);
-    std::copy(m, m + n, cm);
-    for (int64_t k = k0; k < k1; ++k) {
-      const scalar_t* xk = x + k * N + j0;
-      int64_t j = 0;
-      for (; j < body; j += W) at::vec::maximum(Vec::loadu(cm + j), Vec::loadu(xk + j)).store(cm + j);
-      for (; j < n; ++j) cm[j] = (xk[j] > cm[j] || xk[j] != xk[j]) ? xk[j] : cm[j];
+  for (int64_t c0 = k0; c0 < k1; c0 += chunk) {
+    const int64_t c1 = std::min<int64_t>(k1, c0 + chunk);
+    std::copy(m, m + N + W, cm.data());
+    for (int64_t k = c0; k < c1; ++k) {
+      for (int64_t j = 0; j < N; j += W) {
+        at::vec::maximum(Vec::loadu(cm.data() + j), row.load(x + k * N, j, minus_inf, x_end)).store(cm.data() + j);
+      }
     }
-    // Rescale the sums to the new maxima (an empty sum stays 0: its maximum may be a placeholder); a column
-    // still all -inf keeps the maximum 0 for now.
-    int64_t j = 0;
-    for (; j < body; j += W) {
-      const Vec c = Vec::loadu(cm + j), mj = Vec::blendv(c, zero, c == minus_inf), sj = Vec::loadu(s + j);
-      Vec::blendv(sj * vexp(Vec::loadu(m + j) - mj), zero, sj == zero).store(s + j);
+    // The new maxima (a column still all -inf: 0), and the running sums rescaled to them (an empty sum stays 0:
+    // its maximum may be a placeholder).
+    for (int64_t j = 0; j < N; j += W) {
+      const Vec c = Vec::loadu(cm.data() + j), mj = Vec::blendv(c, zero, c == minus_inf), sj = Vec::loadu(s + j);
+      if (c0 != k0) Vec::blendv(sj * vexp(Vec::loadu(m + j) - mj), zero, sj == zero).store(s + j);
       mj.store(m + j);
     }
-    for (; j < n; ++j) {
-      const scalar_t mj = cm[j] == -kInf<scalar_t> ? scalar_t(0) : cm[j];
-      if (s[j] != scalar_t(0)) s[j] *= std::exp(m[j] - mj);
-      m[j] = mj;
-    }
-    for (int64_t k = k0; k < k1; ++k) {
-      const scalar_t* xk = x + k * N + j0;
-      j = 0;
-      for (; j < body; j += W) (Vec::loadu(s + j) + vexp(Vec::loadu(xk + j) - Vec::loadu(m + j))).store(s + j);
-      for (; j < n; ++j) s[j] += std::exp(xk[j] - m[j]);
+    for (int64_t k = c0; k < c1; ++k) {
+      // the row a chunk on (this block's next chunk or the next block's first), a line per vector: fetched
+      // while these exps are taken
+      const scalar_t* next = k + chunk < K ? x + (k + chunk) * N : nullptr;
+      for (int64_t j = 0; j < N; j += W) {
+        if (next != nullptr && j % kLine == 0) __builtin_prefetch(next + j, 0, 3);
+        (Vec::loadu(s + j) + vexp(row.load(x + k * N, j, minus_inf, x_end) - Vec::loadu(m + j))).store(s + j);
+      }
     }
   }
-  for (int64_t j = 0; j < n; ++j) lse[j0 + j] = m[j] + std::log(s[j]);
+}
+
+// lse[j] = log sum_k exp(x[k, j]) over the K rows of x (K x N): column_max_sum of each block of rows, then
+// lse = M + log sum_b s_b exp(m_b - M), M = max_b m_b over the blocks with a nonzero sum, in block order. A
+// column all -inf has lse -inf, one with a NaN NaN, one with +inf +inf or NaN: not finite, all of them.
+template <typename scalar_t>
+[[gnu::flatten]] void column_lse(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t blocks = std::min<int64_t>(kLseBlocks, (K + 15) / 16);
+  const int64_t per = (K + blocks - 1) / blocks, stride = N + W;
+  std::vector<scalar_t> partial(2 * blocks * stride);  // block b: maxima at 2 b stride, sums after them
+  const auto max_of = [&](int64_t b) { return partial.data() + 2 * b * stride; };
+  const auto sum_of = [&](int64_t b) { return partial.data() + (2 * b + 1) * stride; };
+  at::parallel_for(0, blocks, K * N < kGrainElements ? blocks : 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      column_max_sum(x, K, N, std::min(K, b * per), std::min(K, (b + 1) * per), max_of(b), sum_of(b));
+    }
+  });
+  const Vec zero(0), minus_inf(-kInf<scalar_t>);
+  for (int64_t j = 0; j < N; j += W) {
+    // a block whose sum is 0 (its columns all -inf, or no rows) counts as maximum -inf
+    const auto block_max = [&](int64_t b) {
+      return Vec::blendv(Vec::loadu(max_of(b) + j), minus_inf, Vec::loadu(sum_of(b) + j) == zero);
+    };
+    Vec M = minus_inf;
+    for (int64_t b = 0; b < blocks; ++b) M = at::vec::maximum(M, block_max(b));
+    M = Vec::blendv(M, zero, M == minus_inf);
+    Vec S = zero;
+    for (int64_t b = 0; b < blocks; ++b) S = at::vec::fmadd(Vec::loadu(sum_of(b) + j), vexp(block_max(b) - M), S);
+    (M + S.log()).store(lse + j, std::min<int64_t>(W, N - j));
+  }
 }
 
 // Column y of a learnable T for the rows of step 2: T's, exp(theta_t[y] - lse), computed into `col` (C + W:
 // whole-vector access); log T's left as theta_t[y] shifted by lse, formed only by rows that need it.
 template <typename scalar_t>
-Column<scalar_t> learned_column(const scalar_t* theta, const scalar_t* lse, int64_t C, int64_t y, scalar_t* col) {
+[[gnu::flatten]] Column<scalar_t> learned_column(const scalar_t* theta, const scalar_t* lse, int64_t C, int64_t y, scalar_t* col) {
   using Vec = Vectorized<scalar_t>;
   at::vec::map2([](Vec t, Vec l) { return vexp(t - l); }, col, theta + y * C, lse, C);
   return {col, col + C + Vec::size(), theta + y * C, theta + C * C, lse};
 }
 
+// Step 3 for class y: g = d loss / d theta_t[y] = G[y] - T[:, y] * cs, G[y] read from g where the class has
+// rows, else 0 (most classes when C > B), with T[:, y] = exp(theta_t[y] - lse).
+template <typename scalar_t>
+[[gnu::flatten]] void theta_grad_row(scalar_t* g, const scalar_t* theta_y, const scalar_t* lse, const scalar_t* cs,
+                                     int64_t C, bool has_rows) {
+  using Vec = Vectorized<scalar_t>;
+  if (has_rows) {
+    at::vec::map4([](Vec x, Vec th, Vec l, Vec c) { return x - vexp(th - l) * c; }, g, g, theta_y, lse, cs, C);
+  } else {
+    at::vec::map3([](Vec th, Vec l, Vec c) { return -(vexp(th - l) * c); }, g, theta_y, lse, cs, C);
+  }
+}
+
 // Classes per chunk of step 2: a function of C only (the chunks' partial column sums are added in chunk
-// order), at most 256 chunks.
-int64_t class_chunk(int64_t C) { return std::max<int64_t>(16, (C + 255) / 256); }
+// order), at most 64 chunks, so that even a few classes spread over the threads (C = 10: ten chunks of one;
+// a floor of 16 classes a chunk left all of them to one thread).
+int64_t class_chunk(int64_t C) { return std::max<int64_t>(1, (C + 63) / 64); }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cpu(
     const at::Tensor& logits, const at::Tensor& target, const at::Tensor& theta_t, int64_t ignore_index,
@@ -1120,7 +1164,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
     const double divisor = prepare(a, logits, target, rows, grad, ignore_index, reduction);
     // 1. the columns' log-sum-exps
     std::vector<scalar_t> lse(C);
-    for_column_stripes(C, C, [&](int64_t j0, int64_t j1) { column_lse_stripe(theta, lse.data(), C, C, j0, j1); });
+    column_lse(theta, lse.data(), C, C);
+    // A row of T with a NaN or +inf logit, or only -inf ones, is NaN (log_softmax's), and so is every row's
+    // loss (q sums all of T[:, y]): said here, as the exps below would not say it (exp_u20 of NaN is +inf).
+    // Ignored rows keep 0.
+    if (!std::all_of(lse.begin(), lse.end(), [](scalar_t v) { return std::isfinite(v); })) {
+      for_rows(a, 0, a.B, [&](int64_t i, int64_t, const scalar_t*, scalar_t* g) { nan_row(a.loss + i, g, C); });
+      std::fill_n(grad_theta.mutable_data_ptr<scalar_t>(), C * C, kNaN<scalar_t>);
+      reduce_rows(a.loss, a.B, reduction, divisor, loss);
+      return;
+    }
     // 2. rows grouped by target class
     const ClassRows classes = group_by_class(a);
     const std::vector<int64_t>& start = classes.start;
@@ -1150,14 +1203,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
     }
     at::parallel_for(0, C, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C, 1)), [&](int64_t y0, int64_t y1) {
       for (int64_t y = y0; y < y1; ++y) {
-        scalar_t* g = gt + y * C;
-        const scalar_t* t = theta + y * C;
-        if (start[y] == start[y + 1]) {  // G[y] = 0 (most classes when C > B)
-          at::vec::map3([](Vec th, Vec l, Vec c) { return -(vexp(th - l) * c); }, g, t, lse.data(), cs.data(), C);
-        } else {
-          at::vec::map4([](Vec x, Vec th, Vec l, Vec c) { return x - vexp(th - l) * c; }, g, g, t, lse.data(),
-                        cs.data(), C);
-        }
+        theta_grad_row(gt + y * C, theta + y * C, lse.data(), cs.data(), C, start[y] != start[y + 1]);
       }
     });
     reduce_rows(a.loss, a.B, reduction, divisor, loss);

@@ -483,6 +483,47 @@ def test_learnable_matches_autograd_through_the_reference(C, extreme):
         torch.testing.assert_close(gth, grad_th, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("C", [40, 2100])  # T's softmax: 3 blocks of rows; 32 blocks of 6 chunks each
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_learnable_T_softmax_over_blocks_and_chunks_of_rows(C, dtype):
+    """Rows of T whose maximum sits in a late block or chunk, far above the rest (a sum taken at an early
+    maximum would underflow, one rescaled wrongly would be off), or below everything else; and rows with a
+    NaN, a +inf or only -inf, whose T is NaN as log_softmax gives. Against log_softmax and the reference."""
+    logits, target, _, _ = _inputs("cpu", dtype, B=30, C=C, seed=3)
+    theta = torch.randn(C, C, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    low = -700.0 if dtype == torch.float64 else -90.0  # exp(low) underflows to 0 or subnormals
+    theta[1] = low
+    theta[1, C - 2] = 5.0  # the maximum in the last block
+    theta[2] = low
+    theta[2, C // 2] = 3.0  # in a middle block
+    theta[3, 0] = -1e4  # far below the rest, in the first chunk
+    expected = {}
+    for name, row in (("nan", float("nan")), ("inf", float("inf")), ("empty", -float("inf"))):
+        t = theta.clone()
+        if name == "empty":
+            t[5] = row
+        else:
+            t[5, C // 3] = row
+        expected[name] = t
+    for th in (theta, *expected.values()):
+        theta_t = th.t().contiguous().to(dtype)
+        th64 = theta_t.double().clone().requires_grad_()
+        h = logits.double().clone().requires_grad_()
+        rows = _reference.forward_corrected_ce(h, target, torch.log_softmax(th64, dim=0), -100, None)
+        loss_ref = _reference.reduce(rows, target, "sum", -100, None)
+        loss, grad, gth = ops._forward_corrected_ce_learnable(logits, target, theta_t, -100, SUM, None, None)
+        if th is theta:
+            grad_h, grad_th = torch.autograd.grad(loss_ref, (h, th64))
+            tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
+            torch.testing.assert_close(loss, loss_ref.detach().to(dtype), **tol)
+            torch.testing.assert_close(grad, grad_h.to(dtype), **tol)
+            torch.testing.assert_close(gth, grad_th.to(dtype), **tol)
+        else:  # T's row 5 is NaN: so is every row's loss and gradient, but for the ignored row's 0
+            kept = target != -100
+            assert loss_ref.isnan() and loss.isnan()
+            assert grad[kept].isnan().all() and (grad[~kept] == 0).all() and gth.isnan().all()
+
+
 @pytest.mark.parametrize("B", [3000, 200])  # C <= B, and C > B: most classes without a row
 def test_learnable_has_the_same_bits_for_any_number_of_threads(B):
     logits, target, _, _ = _inputs("cpu", torch.float32, B=B, C=700, seed=5)
@@ -640,6 +681,8 @@ def test_kdim_kernels_match_the_reference_on_rows(S, C, extreme, dtype):
             (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t, dict(weight=weight)),
             (ops._forward_corrected_ce, _reference.forward_corrected_ce, log_T_t, dict(T_t=log_T_t.exp())),
             (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(weight=weight, offset=offset)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(weight=weight)),
+            (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, dict(offset=offset)),
             (ops._backward_corrected_ce, _reference.backward_corrected_ce, T_inv, {}),
         ):
             h = rows.double().requires_grad_()
