@@ -20,6 +20,7 @@ import ast
 import csv
 import importlib.util
 import io
+import math
 import statistics
 import sys
 import sysconfig
@@ -113,9 +114,10 @@ def timed(step: Callable[[], None], inner: int, clock: Callable[[], float]) -> f
 
 
 def time_builds(steps: dict[str, Callable[[], None]], builds: dict[str, tuple[str, str | None]], repeats: int,
-                min_time: float, clock: Callable[[], float]) -> dict[str, dict[str, float]]:
+                min_time: float, clock: Callable[[], float], warmup: float = 0.5) -> dict[str, dict[str, float]]:
     """Median seconds per call of every step under every build ({name: (capability, library or None)}); the
-    builds take turns within every repeat, in alternating order."""
+    builds take turns within every repeat, in alternating order, and each turn of a step first makes
+    ``warmup`` times its timed calls untimed (steady state, as benchmarks/kernels.py times)."""
     for capability, library in builds.values():  # warm up every build
         _ops._use_cpu_kernels(capability, library)
         for s in steps.values():
@@ -127,6 +129,8 @@ def time_builds(steps: dict[str, Callable[[], None]], builds: dict[str, tuple[st
         for build_name in order:
             _ops._use_cpu_kernels(*builds[build_name])
             for name, s in steps.items():
+                for _ in range(math.ceil(warmup * inner[name])):
+                    s()
                 runs[build_name][name].append(timed(s, inner[name], clock))
         order.reverse()
     return {b: {name: statistics.median(r) for name, r in per.items()} for b, per in runs.items()}
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also time builds of these kernels.cpp-like files, with the dispatched build's flags")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per timed run")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="untimed calls at the start of each turn, as a fraction of the timed ones")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the process's CPU time (all threads), not the wall clock: steadier on a "
                         "machine that other work shares")
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         for size in args.sizes:
             B, C = (int(v) for v in size.lower().split("x"))
             clock = time.process_time if args.cpu_time else time.perf_counter
-            seconds = time_builds(steps_for(B, C), builds, args.repeats, args.min_time, clock)
+            seconds = time_builds(steps_for(B, C), builds, args.repeats, args.min_time, clock, args.warmup)
             for method in seconds[dispatched]:
                 row = {"B": B, "C": C, "method": method, "threads": torch.get_num_threads()}
                 row |= {f"{b}_ms": round(seconds[b][method] * 1e3, 4) for b in builds}

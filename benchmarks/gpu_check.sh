@@ -127,7 +127,7 @@ step tests 180 "$PYTHON" -m pytest -q -rs -k cuda "${tests[@]}"
 #    GPU's peak, merged into one CSV.
 for size in $SIZES; do
     step "bench $size" 150 "$PYTHON" benchmarks/kernels.py --device cuda --dtype float32 bfloat16 \
-        --sizes "$size" --no-compile --repeats 7 --out "$SCRATCH/bench_$size.csv"
+        --sizes "$size" --no-compile --repeats 7 --warmup 0.25 --out "$SCRATCH/bench_$size.csv"
 done
 if compgen -G "$SCRATCH/bench_*.csv" > /dev/null; then
     step bandwidth 60 "$PYTHON" - "$OUTDIR/cuda.csv" "$SCRATCH"/bench_*.csv <<'EOF'

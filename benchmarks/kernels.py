@@ -1,7 +1,7 @@
 """Benchmark of the fused corrected cross-entropies against F.cross_entropy and the naive formulas.
 
-Measures forward + backward per call (median over repeated runs, the methods taking turns in one process;
-ratios are medians of the repeat-by-repeat ratios) and the peak memory allocated during one call, in units
+Measures forward + backward per call in steady state (median over repeated runs, the methods taking turns
+in one process, each turn after untimed calls; ratios are medians of the repeat-by-repeat ratios) and the peak memory allocated during one call, in units
 of one B x C buffer; "extra" excludes the final gradient of the logits, which every method allocates:
 
     fused_forward / fused_backward  ForwardCorrectedLoss / BackwardCorrectedLoss (T derived once)
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import statistics
 import sys
 import time
@@ -116,10 +117,14 @@ def _timed(step: Callable[[], None], device: torch.device, inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
-def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int, min_time: float):
+def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int, min_time: float,
+                      warmup: float = 0.5):
     """Seconds per call of each step, one per repeat. The methods take turns within every repeat, so that
     load from other processes falls on all of them alike (and ratios are taken repeat by repeat: paired);
-    each repeat starts one method later, so that none always runs first, on caches its predecessor left."""
+    each repeat starts one method later, so that none always runs first. Each turn first makes ``warmup``
+    times its timed calls untimed: a method's first calls after another method's run slower until its memory
+    is warm again (on the 2-core CPU VM, +30-70 % on the first call and still +5-10 % on the fifth), and that
+    cost depends on which method ran before, not on the method measured."""
     inner = {}
     for name, step in steps.items():
         step()  # warm up (and compile)
@@ -129,6 +134,8 @@ def time_side_by_side(steps: dict[str, Callable[[], None]], device: torch.device
     names = list(steps)
     for repeat in range(repeats):
         for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            for _ in range(math.ceil(warmup * inner[name])):
+                steps[name]()
             runs[name].append(_timed(steps[name], device, inner[name]))
     return runs
 
@@ -246,7 +253,7 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
 
     steps = {name: make_step(fn, *((kdim_logits, kdim_target) if name.endswith("_kdim") else ()))
              for name, fn in losses.items()}
-    runs = time_side_by_side(steps, device, args.repeats, args.min_time)
+    runs = time_side_by_side(steps, device, args.repeats, args.min_time, args.warmup)
     seconds = {name: statistics.median(r) for name, r in runs.items()}
     graph_runs = {}
     if device.type == "cuda":
@@ -257,7 +264,7 @@ def bench_size(B: int, C: int, dtype: torch.dtype, device: torch.device, args) -
             except Exception as err:  # noqa: BLE001 - a method that cannot be captured is reported, not fatal
                 print(f"{B:>5} x {C:<5} {name}: not captured in a CUDA graph ({type(err).__name__}: {err})",
                       file=sys.stderr)
-        graph_runs = time_side_by_side(replays, device, args.repeats, args.min_time)
+        graph_runs = time_side_by_side(replays, device, args.repeats, args.min_time, args.warmup)
         del replays  # their memory pools
     graph_seconds = {name: statistics.median(r) for name, r in graph_runs.items()}
     buffer = B * C * logits.element_size()
@@ -338,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=[f"{B}x{C}" for B, C in SIZES], help="BxC, e.g. 4096x10")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per timed run")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="untimed calls at the start of each turn, as a fraction of the timed ones")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     parser.add_argument("--out", default=None, help="CSV to write (e.g. reports/bench/cpu.csv)")
     args = parser.parse_args(argv)

@@ -59,6 +59,71 @@ def test_ratios_are_medians_of_per_repeat_ratios():
     assert math.isnan(kernels.paired_ratio(c, None, "median_ms"))
 
 
+def test_each_turn_is_timed_after_untimed_calls_of_its_own(monkeypatch):
+    """A turn's timed calls follow ceil(warmup * inner) untimed calls of the same method, never another's."""
+    kernels = _load("kernels")
+    calls: list[str] = []
+    timed: list[tuple[str, int]] = []  # (method, calls of it made since another method ran)
+
+    def fake_timed(step, device, inner):
+        name = step.__name__
+        run = len(calls) - max((i + 1 for i, c in enumerate(calls) if c != name), default=0)
+        timed.append((name, run))
+        for _ in range(inner):
+            step()
+        return 1.0
+
+    monkeypatch.setattr(kernels, "_timed", fake_timed)
+
+    def make(name):
+        def step():
+            calls.append(name)
+        step.__name__ = name
+        return step
+
+    steps = {name: make(name) for name in ("a", "b", "c")}
+    runs = kernels.time_side_by_side(steps, torch.device("cpu"), repeats=4, min_time=4.0, warmup=0.5)
+    assert {name: len(r) for name, r in runs.items()} == {"a": 4, "b": 4, "c": 4}
+    # inner = 4 (min_time over the 1.0 s fake_timed returns): each timed turn after 2 untimed calls of its own;
+    # the first three entries are the calibration calls, after the one warm-up call each
+    assert timed[:3] == [("a", 1), ("b", 1), ("c", 1)]
+    assert [run for _, run in timed[3:]] == [2] * 12
+    assert [name for name, _ in timed[3:6]] == ["a", "b", "c"] and [name for name, _ in timed[6:9]] == ["b", "c", "a"]
+    kernels.time_side_by_side(steps, torch.device("cpu"), repeats=1, min_time=4.0, warmup=0.0)
+    assert [run for _, run in timed[-3:]] == [0, 0, 0]
+
+
+def test_each_build_turn_is_timed_after_untimed_calls_of_its_own(monkeypatch):
+    """benchmarks/cpu_dispatch.py: as kernels.py, a step's timed calls under a build follow
+    ceil(warmup * inner) untimed calls of that step under that build."""
+    cpu_dispatch = _load("cpu_dispatch")
+    calls: list[str] = []
+    runs_before: list[int] = []
+
+    def fake_timed(step, inner, clock):
+        name = step.__name__
+        runs_before.append(len(calls) - max((i + 1 for i, c in enumerate(calls) if c != name), default=0))
+        for _ in range(inner):
+            step()
+        return 1.0
+
+    monkeypatch.setattr(cpu_dispatch, "timed", fake_timed)
+    monkeypatch.setattr(cpu_dispatch._ops, "_use_cpu_kernels", lambda capability, library: calls.append(capability))
+
+    def make(name):
+        def step():
+            calls.append(name)
+        step.__name__ = name
+        return step
+
+    steps = {name: make(name) for name in ("a", "b")}
+    builds = {"x": ("cap_x", None), "y": ("cap_y", None)}
+    seconds = cpu_dispatch.time_builds(steps, builds, repeats=3, min_time=4.0, clock=lambda: 0.0, warmup=0.5)
+    assert set(seconds) == {"x", "y"} and all(set(per) == {"a", "b"} for per in seconds.values())
+    # two calibration calls, then 3 repeats x 2 builds x 2 steps, each after 2 untimed calls (inner = 4)
+    assert runs_before[2:] == [2] * 12
+
+
 def test_random_T_is_row_stochastic_with_the_given_noise():
     kernels = _load("kernels")
     T = kernels.random_T(50, N=0.3, generator=torch.Generator().manual_seed(1))
