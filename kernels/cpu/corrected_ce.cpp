@@ -42,9 +42,10 @@ using at::vec::Vectorized;
 constexpr int64_t kGrainElements = 32768;
 int64_t grain_rows(int64_t C) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(C, 1)); }
 
-// The sweeps that take exps are [[gnu::flatten]]: GCC otherwise calls exp_u20 out of line in some of them
-// (forward_row_fast<float, kAccLog>, a learnable T's rows, among them; once this file's inlining budget is
-// spent), a call per vector: 7 % of a learnable T's step and 14 % of the table gradient's at 4096 x 1000.
+// The row sweeps of the forward correction and a learnable T's sweeps are [[gnu::flatten]]: GCC called exp_u20
+// out of line in them once this file's inlining budget was spent (forward_row_fast<float, kAccLog>, a
+// learnable T's rows, among them), a call per vector: 8 % of a learnable T's step and 15 % of the table
+// gradient's at 4096 x 1000. (No call is left out of line in the three builds: objdump | grep exp_u20.)
 template <typename scalar_t>
 Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();  // the exp of PyTorch's own softmax kernels; exp(-inf) = 0
@@ -1041,8 +1042,10 @@ constexpr int64_t kLseBlocks = 32;
 
 // Column maxima m[j] and sums s[j] = sum_k exp(x[k, j] - m[j]) over the rows [k0, k1) of x (K x N), in chunks
 // of rows that stay in cache (about kGrainElements entries): the chunk's maxima, then the running sums rescaled
-// to them, then the chunk's exps. m and s hold N + W (whole-vector access). A column all -inf keeps the
-// maximum 0 and the sum 0 (exp(-inf - 0) = 0, where -inf - -inf is NaN); a NaN makes its column's maximum NaN.
+// to them, then the chunk's exps. m and s hold N + W (whole-vector access). A column all -inf so far has the
+// sum 0 and the maximum 0 as the exps' shift (exp(-inf - 0) = 0, where -inf - -inf is NaN), but -inf as the
+// next chunk's starting maximum: a stand-in 0 there would stay the maximum of a chunk whose values all lie
+// below -88 (float) and underflow every exp. A NaN makes its column's maximum NaN.
 template <typename scalar_t>
 [[gnu::flatten]] void column_max_sum(const scalar_t* x, int64_t K, int64_t N, int64_t k0, int64_t k1, scalar_t* m, scalar_t* s) {
   using Vec = Vectorized<scalar_t>;
@@ -1050,14 +1053,16 @@ template <typename scalar_t>
   const Row<scalar_t> row(N);
   const scalar_t* x_end = x + K * N;
   constexpr int64_t kLine = 64 / sizeof(scalar_t);
-  const int64_t chunk = std::max<int64_t>(16, kGrainElements / N);
+  const int64_t chunk = std::max<int64_t>(16, kGrainElements / std::max<int64_t>(N, 1));
   std::vector<scalar_t> cm(N + W);  // the chunk's maxima
   std::fill(m, m + N + W, -kInf<scalar_t>);
   std::fill(s, s + N + W, scalar_t(0));
   const Vec zero(0), minus_inf(-kInf<scalar_t>);
   for (int64_t c0 = k0; c0 < k1; c0 += chunk) {
     const int64_t c1 = std::min<int64_t>(k1, c0 + chunk);
-    std::copy(m, m + N + W, cm.data());
+    for (int64_t j = 0; j < N; j += W) {
+      Vec::blendv(Vec::loadu(m + j), minus_inf, Vec::loadu(s + j) == zero).store(cm.data() + j);
+    }
     for (int64_t k = c0; k < c1; ++k) {
       for (int64_t j = 0; j < N; j += W) {
         at::vec::maximum(Vec::loadu(cm.data() + j), row.load(x + k * N, j, minus_inf, x_end)).store(cm.data() + j);
@@ -1089,7 +1094,7 @@ template <typename scalar_t>
 [[gnu::flatten]] void column_lse(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const int64_t blocks = std::min<int64_t>(kLseBlocks, (K + 15) / 16);
+  const int64_t blocks = std::clamp<int64_t>((K + 15) / 16, 1, kLseBlocks);  // >= 16 rows a block; C = 0: 1
   const int64_t per = (K + blocks - 1) / blocks, stride = N + W;
   std::vector<scalar_t> partial(2 * blocks * stride);  // block b: maxima at 2 b stride, sums after them
   const auto max_of = [&](int64_t b) { return partial.data() + 2 * b * stride; };
@@ -1166,8 +1171,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_corrected_ce_learnable_cp
     std::vector<scalar_t> lse(C);
     column_lse(theta, lse.data(), C, C);
     // A row of T with a NaN or +inf logit, or only -inf ones, is NaN (log_softmax's), and so is every row's
-    // loss (q sums all of T[:, y]): said here, as the exps below would not say it (exp_u20 of NaN is +inf).
-    // Ignored rows keep 0.
+    // loss (q sums all of T[:, y]): said here, as the exps below would not say it (float's exp_u20 of NaN is +inf).
+    // Ignored rows keep 0; d loss / d theta_t is NaN throughout (with every row ignored, autograd through
+    // log_softmax would leave 0 outside T's NaN rows: stricter, on purpose).
     if (!std::all_of(lse.begin(), lse.end(), [](scalar_t v) { return std::isfinite(v); })) {
       for_rows(a, 0, a.B, [&](int64_t i, int64_t, const scalar_t*, scalar_t* g) { nan_row(a.loss + i, g, C); });
       std::fill_n(grad_theta.mutable_data_ptr<scalar_t>(), C * C, kNaN<scalar_t>);

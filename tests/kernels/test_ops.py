@@ -483,12 +483,13 @@ def test_learnable_matches_autograd_through_the_reference(C, extreme):
         torch.testing.assert_close(gth, grad_th, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("C", [40, 2100])  # T's softmax: 3 blocks of rows; 32 blocks of 6 chunks each
+@pytest.mark.parametrize("C", [40, 2100])  # T's softmax: 3 blocks of rows; 32 blocks of 5 chunks (4 in the last)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_learnable_T_softmax_over_blocks_and_chunks_of_rows(C, dtype):
     """Rows of T whose maximum sits in a late block or chunk, far above the rest (a sum taken at an early
-    maximum would underflow, one rescaled wrongly would be off), or below everything else; and rows with a
-    NaN, a +inf or only -inf, whose T is NaN as log_softmax gives. Against log_softmax and the reference."""
+    maximum would underflow, one rescaled wrongly would be off), or below everything else, or whose only
+    finite logits, all far below 0, follow a chunk of -inf ones; and rows with a NaN, a +inf or only -inf,
+    whose T is NaN as log_softmax gives. Against log_softmax and the reference."""
     logits, target, _, _ = _inputs("cpu", dtype, B=30, C=C, seed=3)
     theta = torch.randn(C, C, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     low = -700.0 if dtype == torch.float64 else -90.0  # exp(low) underflows to 0 or subnormals
@@ -497,6 +498,8 @@ def test_learnable_T_softmax_over_blocks_and_chunks_of_rows(C, dtype):
     theta[2] = low
     theta[2, C // 2] = 3.0  # in a middle block
     theta[3, 0] = -1e4  # far below the rest, in the first chunk
+    theta[4] = -float("inf")  # -inf up to a chunk, inside a block, of logits whose exps would underflow from 0
+    theta[4, C // 2:C // 2 + 3] = torch.tensor([-30.0, -40.0, -50.0], dtype=torch.float64) + 2 * low
     expected = {}
     for name, row in (("nan", float("nan")), ("inf", float("inf")), ("empty", -float("inf"))):
         t = theta.clone()
@@ -522,6 +525,14 @@ def test_learnable_T_softmax_over_blocks_and_chunks_of_rows(C, dtype):
             kept = target != -100
             assert loss_ref.isnan() and loss.isnan()
             assert grad[kept].isnan().all() and (grad[~kept] == 0).all() and gth.isnan().all()
+
+
+def test_learnable_with_no_classes_returns_what_cross_entropy_does():
+    """C = 0 (every target ignored): per-row losses 0 and empty gradients, as F.cross_entropy; no crash."""
+    logits, target = torch.zeros(2, 0), torch.full((2,), -100)
+    loss, grad, gth = ops._forward_corrected_ce_learnable(logits, target, torch.zeros(0, 0), -100, NONE, None, None)
+    assert torch.equal(loss, F.cross_entropy(logits, target, reduction="none"))
+    assert grad.shape == (2, 0) and gth.shape == (0, 0)
 
 
 @pytest.mark.parametrize("B", [3000, 200])  # C <= B, and C > B: most classes without a row
