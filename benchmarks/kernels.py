@@ -1,8 +1,9 @@
 """Benchmark of the fused corrected cross-entropies against F.cross_entropy and the naive formulas.
 
 Measures forward + backward per call in steady state (median over repeated runs, the methods taking turns
-in one process, each turn after untimed calls; ratios are medians of the repeat-by-repeat ratios) and the peak memory allocated during one call, in units
-of one B x C buffer; "extra" excludes the final gradient of the logits, which every method allocates:
+in one process, each turn after untimed calls; ratios are medians of the repeat-by-repeat ratios) and the
+peak memory allocated during one call, in units of one B x C buffer; "extra" excludes the final gradient of
+the logits, which every method allocates:
 
     fused_forward / fused_backward  ForwardCorrectedLoss / BackwardCorrectedLoss (T derived once)
     fused_forward_learnable         ForwardCorrectedLoss(T, learnable=True): gradients for the logits and T

@@ -176,7 +176,8 @@ scalar_t fast_path_min() {
 // and `next_g`: a line of each is prefetched per vector of the exp sweep, spread over the row's work (the
 // hardware prefetcher follows streams within a page, not jumps between rows).
 template <typename scalar_t, int kAcc>
-[[gnu::flatten]] bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
+[[gnu::flatten]]
+bool forward_row_fast(const scalar_t* h, const scalar_t* T_col, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                       const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
                       scalar_t fast_min, scalar_t scale, scalar_t w, scalar_t* acc, const scalar_t* next_h = nullptr,
                       scalar_t* next_g = nullptr) {
@@ -232,7 +233,8 @@ template <typename scalar_t, int kAcc>
 // Exact where T has zeros (log 0 = -inf, exp(-inf) = 0), with no clipping of probabilities. Padding lanes
 // hold -inf, so they add exp(-inf) = 0 to the sums.
 template <typename scalar_t, int kAcc>
-[[gnu::flatten]] void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_t* loss, scalar_t* e_h,
+[[gnu::flatten]]
+void forward_row_log(const scalar_t* h, const scalar_t* lt, scalar_t* g, scalar_t* loss, scalar_t* e_h,
                      scalar_t* e_q, const Row<scalar_t>& row, const scalar_t* logits_end, const scalar_t* table_end,
                      scalar_t scale, scalar_t w, scalar_t* acc) {
   using Vec = Vectorized<scalar_t>;
@@ -1047,7 +1049,9 @@ constexpr int64_t kLseBlocks = 32;
 // next chunk's starting maximum: a stand-in 0 there would stay the maximum of a chunk whose values all lie
 // below -88 (float) and underflow every exp. A NaN makes its column's maximum NaN.
 template <typename scalar_t>
-[[gnu::flatten]] void column_max_sum(const scalar_t* x, int64_t K, int64_t N, int64_t k0, int64_t k1, scalar_t* m, scalar_t* s) {
+[[gnu::flatten]]
+void column_max_sum(const scalar_t* x, int64_t K, int64_t N, int64_t k0, int64_t k1, scalar_t* m,
+                    scalar_t* s) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const Row<scalar_t> row(N);
@@ -1091,7 +1095,8 @@ template <typename scalar_t>
 // lse = M + log sum_b s_b exp(m_b - M), M = max_b m_b over the blocks with a nonzero sum, in block order. A
 // column all -inf has lse -inf, one with a NaN NaN, one with +inf +inf or NaN: not finite, all of them.
 template <typename scalar_t>
-[[gnu::flatten]] void column_lse(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N) {
+[[gnu::flatten]]
+void column_lse(const scalar_t* x, scalar_t* lse, int64_t K, int64_t N) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const int64_t blocks = std::clamp<int64_t>((K + 15) / 16, 1, kLseBlocks);  // >= 16 rows a block; C = 0: 1
@@ -1122,7 +1127,9 @@ template <typename scalar_t>
 // Column y of a learnable T for the rows of step 2: T's, exp(theta_t[y] - lse), computed into `col` (C + W:
 // whole-vector access); log T's left as theta_t[y] shifted by lse, formed only by rows that need it.
 template <typename scalar_t>
-[[gnu::flatten]] Column<scalar_t> learned_column(const scalar_t* theta, const scalar_t* lse, int64_t C, int64_t y, scalar_t* col) {
+[[gnu::flatten]]
+Column<scalar_t> learned_column(const scalar_t* theta, const scalar_t* lse, int64_t C, int64_t y,
+                                scalar_t* col) {
   using Vec = Vectorized<scalar_t>;
   at::vec::map2([](Vec t, Vec l) { return vexp(t - l); }, col, theta + y * C, lse, C);
   return {col, col + C + Vec::size(), theta + y * C, theta + C * C, lse};
@@ -1131,8 +1138,9 @@ template <typename scalar_t>
 // Step 3 for class y: g = d loss / d theta_t[y] = G[y] - T[:, y] * cs, G[y] read from g where the class has
 // rows, else 0 (most classes when C > B), with T[:, y] = exp(theta_t[y] - lse).
 template <typename scalar_t>
-[[gnu::flatten]] void theta_grad_row(scalar_t* g, const scalar_t* theta_y, const scalar_t* lse, const scalar_t* cs,
-                                     int64_t C, bool has_rows) {
+[[gnu::flatten]]
+void theta_grad_row(scalar_t* g, const scalar_t* theta_y, const scalar_t* lse, const scalar_t* cs, int64_t C,
+                    bool has_rows) {
   using Vec = Vectorized<scalar_t>;
   if (has_rows) {
     at::vec::map4([](Vec x, Vec th, Vec l, Vec c) { return x - vexp(th - l) * c; }, g, g, theta_y, lse, cs, C);

@@ -7,7 +7,8 @@ so its limit is infinite where that is not 0; so is the signed unhinged loss's).
 limit is the limit of the gradient. A NaN or +inf logit, anywhere, gives NaN, as F.cross_entropy: never a
 finite wrong number. Swept: every method of the registry (pyrobust.registry.list_methods(), each
 get_method(name).make_loss(T), the inverting ones also with the experiment's identity_mix and clip), and
-the function forms, T_inv, a learnable T, label smoothing and class probabilities.
+the function forms, T_inv, a learnable T, label smoothing and class probabilities; in float64 and float32
+(whose exps turn NaN into +inf). And every loss that learns T, whose T's logits turn NaN or +inf.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import pyrobust
+from pyrobust import _reference
 from pyrobust.losses import baselines, identity_mix_for
 from pyrobust.registry import get_method, list_methods
 
@@ -126,10 +128,11 @@ def test_minus_inf_logit_gives_the_limit_of_the_formula(T_name, name):
 
 @pytest.mark.parametrize(("T_name", "name"), CASES, ids=[f"{t}-{n}" for t, n in CASES])
 @pytest.mark.parametrize("bad", [NAN, INF], ids=["nan", "+inf"])
-def test_nan_or_plus_inf_logit_gives_nan(T_name, name, bad):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32: its exps do not keep NaN
+def test_nan_or_plus_inf_logit_gives_nan(T_name, name, bad, dtype):
     loss = all_losses(T_name)[name]
     logits, target = _logits()
-    h = logits.clone()
+    h = logits.to(dtype)
     h[0, 4] = bad  # a non-target class
     h[1, 1] = bad  # the target
     value, _ = _value_and_grad(loss, h, target)
@@ -155,3 +158,28 @@ def test_the_issue_example():
         torch.ops.pyrobust.backward_corrected_ce(h, y, I.float()),
     ):
         torch.testing.assert_close(value.float(), expected)
+
+
+LEARNS_T = [name for name, loss in all_losses("mnist_0.3").items() if hasattr(loss, "T_logits")]
+
+
+@pytest.mark.parametrize("name", LEARNS_T)
+@pytest.mark.parametrize("bad", ["nan", "+inf", "-inf row"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32: its exps do not keep NaN
+def test_non_finite_learned_T_gives_nan(name, bad, dtype):
+    """Every loss that learns T (T_logits, whose row-softmax is T): a NaN or +inf logit of T, or a row of T's
+    logits all -inf, makes that row of T NaN (log_softmax's) and with it every row's loss (q_y sums all of
+    T[:, y]), as the reference computes it: NaN, never a finite number."""
+    loss = all_losses("mnist_0.3")[name].to(dtype)
+    with torch.no_grad():
+        if bad == "-inf row":
+            loss.T_logits[3] = -INF
+        else:
+            loss.T_logits[3, 5] = NAN if bad == "nan" else INF
+    logits, target = _logits()
+    value, grad = _value_and_grad(loss, logits.to(dtype), target)
+    log_T_t = torch.log_softmax(loss.T_logits.detach().double().t(), dim=0)
+    expected = _reference.forward_corrected_ce(logits, target, log_T_t, -100, None)
+    assert torch.isnan(expected).all()
+    assert torch.isnan(value).all(), f"{name}: {value} for a {bad} in T_logits"
+    assert torch.isnan(grad).all()
